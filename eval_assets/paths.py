@@ -1,0 +1,53 @@
+"""Where evalgate keeps its state on this machine. Resolved when called, never at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    """``$EVALGATE_HOME``, else ``~/.evalgate``."""
+    configured = os.environ.get("EVALGATE_HOME")
+    return Path(configured).expanduser().resolve() if configured else Path.home() / ".evalgate"
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    """The folders under one evalgate home."""
+
+    root: Path
+
+    @property
+    def registry(self) -> Path:
+        """One JSON manifest per registered checkpoint name."""
+        return self.root / "registry"
+
+    @property
+    def inbox(self) -> Path:
+        """Checkpoint manifest files dropped here are registered by the sensor."""
+        return self.root / "inbox"
+
+    @property
+    def tables(self) -> Path:
+        """Delta tables: predictions, item_scores, scores, comparisons, gate_decisions, prediction_cache."""
+        return self.root / "tables"
+
+    @property
+    def model_cache(self) -> Path:
+        """Converted checkpoints (GGUF dequantized to safetensors), keyed by model hash."""
+        return self.root / "model_cache"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Checkpoints the demo derives (the damaged copy)."""
+        return self.root / "checkpoints"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def production_pointer(self) -> Path:
+        return self.root / "production.json"

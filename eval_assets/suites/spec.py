@@ -1,0 +1,126 @@
+"""Suite specs: pydantic models with ``extra="forbid"`` and explicit versions, loaded from YAML.
+
+A malformed spec fails with the file and the field named. ``suite_code_version`` hashes everything that shapes
+a suite's outputs (spec, template version, scorer version), so a changed template marks exactly the dependent
+Dagster assets stale.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eval_assets.hashing import hash_value
+
+SUITES_PACKAGE = "eval_assets.suites"
+
+
+class SuiteSpecError(ValueError):
+    """A suite spec file is malformed; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Profile(_Strict):
+    """How much of a suite to run. ``limit`` items are drawn by a seeded hash order, so a larger limit is a
+    superset of a smaller one and a grown profile only runs the new items."""
+
+    limit: int | None = Field(default=None, gt=0)
+    seed: int = 0
+
+
+class Sampling(_Strict):
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=256, gt=0)
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+class Template(_Strict):
+    version: int = Field(ge=1)
+    num_fewshot: int = Field(default=0, ge=0)
+    chat: bool = False
+    system: str | None = None
+
+
+class SuiteSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: int = Field(ge=1)
+    description: str
+    kind: Literal["likelihood", "generation"]
+    loader: Literal["mmlu", "arc_easy", "gsm8k"]
+    metric: Literal["acc", "exact_match"]
+    scorer_version: int = Field(ge=1)
+    template: Template
+    sampling: Sampling | None = None
+    profiles: dict[str, Profile]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuiteSpec:
+        if self.kind == "generation" and self.sampling is None:
+            raise ValueError("a generation suite needs a `sampling` section")
+        if self.kind == "likelihood" and self.sampling is not None:
+            raise ValueError("a likelihood suite takes no `sampling` section")
+        if "smoke" not in self.profiles or "full" not in self.profiles:
+            raise ValueError("`profiles` must define both `smoke` and `full`")
+        return self
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise SuiteSpecError(
+                f"suite {self.name!r} has no profile {name!r}; choose one of {sorted(self.profiles)}"
+            ) from None
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid suite spec"]
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "<top level>"
+        lines.append(f"  field `{where}`: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def parse_suite_spec(text: str, source: str) -> SuiteSpec:
+    """Parse one YAML spec; ``source`` names it in errors."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SuiteSpecError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SuiteSpecError(f"{source}: a suite spec must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        return SuiteSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SuiteSpecError(_format_validation_error(source, exc)) from exc
+
+
+def load_suite_spec(path: Path) -> SuiteSpec:
+    spec = parse_suite_spec(path.read_text(encoding="utf-8"), str(path))
+    if spec.name != path.stem:
+        raise SuiteSpecError(f"{path}: field `name` is {spec.name!r} but the file is named {path.stem!r}")
+    return spec
+
+
+def builtin_spec_paths() -> list[Path]:
+    root = resources.files(SUITES_PACKAGE)
+    return sorted(Path(str(entry)) for entry in root.iterdir() if entry.name.endswith(".yaml"))
+
+
+def load_suite_specs(paths: list[Path] | None = None) -> dict[str, SuiteSpec]:
+    """The built-in suites (or the given spec files), by name."""
+    specs = [load_suite_spec(path) for path in (paths or builtin_spec_paths())]
+    return {spec.name: spec for spec in specs}
+
+
+def suite_code_version(spec: SuiteSpec) -> str:
+    """Dagster ``code_version`` of a suite's assets: a short hash of the whole spec."""
+    return hash_value(spec.model_dump(mode="json"))[:16]

@@ -1,0 +1,72 @@
+"""The interface every model backend implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+#: Called with (items done, items total) as a long step proceeds.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """What a backend needs to load a checkpoint: where it is, what format, and its identity."""
+
+    name: str
+    path: Path
+    format: Literal["gguf", "hf"]
+    model_hash: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LogLikelihood:
+    """Log-probability of a continuation given its context, and whether greedy decoding yields it."""
+
+    logprob: float
+    is_greedy: bool
+
+
+class ModelBackend(Protocol):
+    """A loaded checkpoint that scores continuations and generates text."""
+
+    @property
+    def engine(self) -> str:
+        """Names the backend, its version, device and dtype: part of the sampling hash, so outputs of
+        different engines are never served from the cache as each other's."""
+        ...
+
+    def loglikelihood(
+        self, requests: Sequence[tuple[str, str]], progress: Progress | None = None
+    ) -> list[LogLikelihood]: ...
+
+    def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
+        """The prompt text for chat messages, with the checkpoint's own chat template."""
+        ...
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, progress: Progress | None = None
+    ) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut a completion at the first stop sequence."""
+    cut = len(text)
+    for sequence in stop:
+        index = text.find(sequence)
+        if index != -1:
+            cut = min(cut, index)
+    return text[:cut]
