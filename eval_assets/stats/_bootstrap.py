@@ -61,7 +61,7 @@ def _ratio(totals: FloatArray) -> FloatArray:
     return np.asarray(totals[:, 0] / totals[:, 1], dtype=np.float64)
 
 
-def _multinomial_counts(rng: np.random.Generator, type_counts: IntArray, size: int) -> FloatArray:
+def multinomial_counts(rng: np.random.Generator, type_counts: IntArray, size: int) -> FloatArray:
     """``size`` draws of how many units of each type a with-replacement resample of all units holds.
 
     Multinomial(sum(type_counts), type_counts / sum), drawn as conditional binomials so that each step is one
@@ -98,7 +98,7 @@ def resample_totals(features: FloatArray, n_resamples: int, rng: np.random.Gener
         types, type_counts = np.unique(varying_features, axis=0, return_counts=True)
     n_types = len(type_counts)
     if n_types <= _COUNT_PATH_MAX_TYPES and n_types * _COUNT_PATH_MIN_UNITS_PER_TYPE <= n_units:
-        out[:, varying] = _multinomial_counts(rng, type_counts.astype(np.int64), n_resamples) @ types
+        out[:, varying] = multinomial_counts(rng, type_counts.astype(np.int64), n_resamples) @ types
         return out
     rows = max(1, _CHUNK_ELEMENTS // n_units)
     index_dtype = np.int32 if n_units < 2**31 else np.int64
@@ -242,7 +242,7 @@ def bootstrap_mean_ci(
     :func:`wilson_interval` for a single proportion; use this for real-valued scores and as the building
     block of the paired and clustered versions.
     """
-    confidence, n_resamples, method, seed = _check_common(confidence, n_resamples, method, seed)
+    confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     x = as_float_array(values, "values")
     features = np.column_stack([x, np.ones_like(x)])
     return bootstrap_interval(
@@ -250,7 +250,7 @@ def bootstrap_mean_ci(
         _ratio,
         confidence=confidence,
         n_resamples=n_resamples,
-        method=method,
+        method=method_name,
         seed=seed,
         label="bootstrap",
         n=len(x),
@@ -288,7 +288,7 @@ def paired_bootstrap_diff(
     Coverage: 95% ± 1.5% in simulation for binary outcomes at n = 300 with 10-20% discordant items; at small
     n (e.g. 30 items) it under-covers, as every bootstrap does when few items disagree.
     """
-    confidence, n_resamples, method, seed = _check_common(confidence, n_resamples, method, seed)
+    confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     cand = as_float_array(candidate, "candidate")
     base = as_float_array(baseline, "baseline")
     n = check_same_length(candidate=cand, baseline=base)
@@ -304,7 +304,7 @@ def paired_bootstrap_diff(
         _ratio,
         confidence=confidence,
         n_resamples=n_resamples,
-        method=method,
+        method=method_name,
         seed=seed,
         label=label,
         n=n,
@@ -344,7 +344,7 @@ def cluster_bootstrap_mean(
     clusters (under ~30) it under-covers; with one cluster the interval has zero width. The item-level
     bootstrap on the same data under-covers badly (see the tests): always pass the clusters.
     """
-    confidence, n_resamples, method, seed = _check_common(confidence, n_resamples, method, seed)
+    confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     check_choice(weighting, "weighting", ("items", "clusters"))
     x = as_float_array(values, "values")
     features, n_clusters = _cluster_features(x, clusters, weighting)
@@ -353,7 +353,7 @@ def cluster_bootstrap_mean(
         _ratio,
         confidence=confidence,
         n_resamples=n_resamples,
-        method=method,
+        method=method_name,
         seed=seed,
         label="cluster-bootstrap",
         n=len(x),

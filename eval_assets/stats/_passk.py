@@ -40,11 +40,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     i = np.arange(n - c + 1, n + 1, dtype=np.float64)
-    return float(-np.expm1(np.sum(np.log1p(-k / i))))
+    return float(-np.expm1(np.sum(np.log1p(-k / i)))) + 0.0  # + 0.0: no negative zero
 
 
 def _as_counts(values: Any, name: str, size: int = 1) -> IntArray:
-    array = np.full(size, float(values)) if np.isscalar(values) else as_float_array(values, name)
+    array = np.full(size, values, dtype=np.float64) if np.isscalar(values) else as_float_array(values, name)
     if np.any(array != np.round(array)) or np.any(array < 0):
         raise ValueError(f"{name} must hold non-negative integer counts; got {array[:5]}...")
     return array.astype(np.int64)
@@ -82,7 +82,7 @@ def pass_at_k_per_problem(n: Any, c: Any, k: int) -> FloatArray:
     fails = n_arr - c_arr
     out = np.ones(len(c_arr), dtype=np.float64)
     ok = fails >= k
-    out[ok] = -np.expm1(prefix[n_arr[ok]] - prefix[fails[ok]])
+    out[ok] = -np.expm1(prefix[n_arr[ok]] - prefix[fails[ok]]) + 0.0
     return out
 
 
