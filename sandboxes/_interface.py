@@ -64,8 +64,8 @@ class Limits:
 
     ``cpu_seconds`` is the budget that decides ``timeout``: CPU time is stable on slow or busy machines, wall
     time is not. It applies to each process (``RLIMIT_CPU``) and to the whole process tree (summed by the
-    supervisor). ``wall_seconds`` is only a backstop for programs that sleep or block; by default twice the CPU
-    budget plus five seconds. ``memory_mb`` caps each process's address space (``RLIMIT_AS``) and the total
+    supervisor). ``wall_seconds`` is only a backstop for programs that sleep or block; by default three times the CPU
+    budget plus five seconds (room for a busy machine). ``memory_mb`` caps each process's address space (``RLIMIT_AS``) and the total
     resident memory of the tree; ``max_processes`` (``RLIMIT_NPROC``, threads included) bounds the product.
     """
 
@@ -96,7 +96,7 @@ class Limits:
     @property
     def wall_backstop(self) -> float:
         """The wall-clock limit actually enforced."""
-        return self.wall_seconds if self.wall_seconds is not None else 2 * self.cpu_seconds + 5.0
+        return self.wall_seconds if self.wall_seconds is not None else 3 * self.cpu_seconds + 5.0
 
     @property
     def cpu_rlimit(self) -> int:

@@ -2,7 +2,7 @@
 
 Default action is allow; the listed calls fail with an errno rather than killing, so a program that probes them
 gets an ordinary ``PermissionError`` and the test harness still reports. Calls from a foreign architecture
-(32-bit ``int 0x80`` on x86-64) hit libseccomp's bad-arch action, which kills the process.
+(32-bit ``int 0x80`` or x32 calls on x86-64) hit the bad-arch action, which kills the whole process.
 
 Why each rule:
 - debugging and other processes' memory: ``ptrace``, ``process_vm_*``, ``pidfd_getfd``, ``kcmp``;
@@ -116,6 +116,7 @@ def filter_bpf() -> bytes:
 
     eperm = sc.ERRNO(errno.EPERM)
     filt = sc.SyscallFilter(sc.ALLOW)
+    filt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     unknown: list[str] = []
     for name in DENIED_SYSCALLS:
         try:

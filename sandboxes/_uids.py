@@ -68,7 +68,9 @@ def lease_uid(
         lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = lock_dir.lstat()
         if not lock_dir.is_dir() or lock_dir.is_symlink() or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise UidUnavailableError(f"{lock_dir} must be a directory owned by us and not group/world-writable")
+            raise UidUnavailableError(
+                f"{lock_dir} must be a directory owned by us and not group/world-writable"
+            )
         in_use = _uids_in_use()
         for uid in range(base, base + count):
             if uid in in_use or _account_exists(uid):
