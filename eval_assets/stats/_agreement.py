@@ -35,7 +35,9 @@ KappaMethod = Literal["wald", "bootstrap"]
 def _check_label_values(array: Any, name: str) -> list[object]:
     values = to_numpy_1d(array, name)
     if values.dtype.kind == "f" and np.isnan(values).any():
-        raise ValueError(f"{name} has NaN labels (first at index {int(np.flatnonzero(np.isnan(values))[0])}).")
+        raise ValueError(
+            f"{name} has NaN labels (first at index {int(np.flatnonzero(np.isnan(values))[0])})."
+        )
     return list(values.tolist())
 
 
@@ -172,7 +174,9 @@ def cohens_kappa(
     )
 
 
-def ratings_to_table(ratings: Any, labels: Sequence[object] | None = None) -> tuple[IntArray, tuple[object, ...]]:
+def ratings_to_table(
+    ratings: Any, labels: Sequence[object] | None = None
+) -> tuple[IntArray, tuple[object, ...]]:
     """Turn a (subjects x raters) array of labels into the (subjects x categories) count table of Fleiss' kappa.
 
     Returns:
@@ -183,7 +187,9 @@ def ratings_to_table(ratings: Any, labels: Sequence[object] | None = None) -> tu
     """
     array = np.asarray(ratings)
     if array.ndim != 2 or array.size == 0:
-        raise ValueError(f"ratings must be a non-empty 2-D array (subjects x raters); got shape {array.shape}.")
+        raise ValueError(
+            f"ratings must be a non-empty 2-D array (subjects x raters); got shape {array.shape}."
+        )
     flat = _check_label_values(array.ravel(), "ratings")
     label_set = _sorted_labels(set(flat)) if labels is None else tuple(labels)
     index = {label: i for i, label in enumerate(label_set)}
@@ -235,7 +241,9 @@ def fleiss_kappa(
     seed = check_seed(seed)
     counts = np.asarray(table, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[0] == 0 or counts.shape[1] == 0:
-        raise ValueError(f"table must be a non-empty 2-D array (subjects x categories); got shape {counts.shape}.")
+        raise ValueError(
+            f"table must be a non-empty 2-D array (subjects x categories); got shape {counts.shape}."
+        )
     if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
         raise ValueError("table must hold non-negative integer counts (raters per subject and category).")
     per_subject = counts.sum(axis=1)

@@ -73,7 +73,9 @@ def multinomial_counts(rng: np.random.Generator, type_counts: IntArray, size: in
     units_left = int(type_counts.sum())
     for t in range(n_types - 1):
         k = int(type_counts[t])
-        draw = rng.binomial(remaining, min(k / units_left, 1.0)) if units_left > 0 else np.zeros_like(remaining)
+        draw = (
+            rng.binomial(remaining, min(k / units_left, 1.0)) if units_left > 0 else np.zeros_like(remaining)
+        )
         out[:, t] = draw
         remaining -= draw
         units_left -= k
@@ -236,11 +238,13 @@ def bootstrap_mean_ci(
     Raises:
         ValueError: empty input, NaN/infinite/null values, bad confidence, method or n_resamples.
 
-    Coverage (checked by simulation in the tests): for a proportion, both methods cover 95% ± 1.5% once
-    ``n * min(p, 1 - p)`` is around 25 or more; below that, and at ``p`` near 0 or 1, they under-cover (like
-    the Wald interval they approximate), and with all values equal the interval has zero width. Use
-    :func:`wilson_interval` for a single proportion; use this for real-valued scores and as the building
-    block of the paired and clustered versions.
+    Coverage, for a proportion (simulated and computed exactly in the tests): at n = 400 with p in [0.1, 0.9]
+    both methods cover 95% ± 1.5% on average over p, but pointwise the coverage swings by about ±2% with p,
+    because the bootstrap distribution of a proportion lives on a 1/n lattice (Wilson swings less). At small
+    ``n * p`` they collapse: 64% at n = 20, p = 0.05, where a third of the data sets are all-wrong and give
+    [0, 0]; with all values equal the interval always has zero width. Use :func:`wilson_interval` for a
+    single proportion; use this for real-valued scores and as the building block of the paired and
+    clustered versions.
     """
     confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     x = as_float_array(values, "values")
@@ -285,8 +289,9 @@ def paired_bootstrap_diff(
     Raises:
         ValueError: empty or mismatched inputs, NaN values, bad settings.
 
-    Coverage: 95% ± 1.5% in simulation for binary outcomes at n = 300 with 10-20% discordant items; at small
-    n (e.g. 30 items) it under-covers, as every bootstrap does when few items disagree.
+    Coverage: 95% ± 1.5% in simulation for binary outcomes at n = 500 with 30% discordant items (about 94.5%:
+    a bootstrap interval is a normal-theory interval in disguise and slightly short with ~150 informative
+    items). At small n it under-covers: about 89% for 30 items with 20% discordant (~6 informative items).
     """
     confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     cand = as_float_array(candidate, "candidate")
@@ -340,9 +345,9 @@ def cluster_bootstrap_mean(
     Raises:
         ValueError: empty input, NaN, clusters of the wrong length or with missing labels, bad settings.
 
-    Coverage: 95% ± 1.5% in simulation for a win-rate over 200 prompts judged in both orders. With few
-    clusters (under ~30) it under-covers; with one cluster the interval has zero width. The item-level
-    bootstrap on the same data under-covers badly (see the tests): always pass the clusters.
+    Coverage: 95% ± 1.5% in simulation for a win-rate over 200 prompts judged in both orders (about 94.3%
+    percentile / 95.3% BCa at 30 prompts); with one cluster the interval has zero width. The item-level
+    bootstrap on the same data covers only about 92% (see the tests): always pass the clusters.
     """
     confidence, n_resamples, method_name, seed = _check_common(confidence, n_resamples, method, seed)
     check_choice(weighting, "weighting", ("items", "clusters"))

@@ -57,7 +57,9 @@ def mcnemar_from_counts(
         raise ValueError(f"n ({n_total}) cannot be smaller than the discordant count b + c ({discordant}).")
     use_exact = discordant < EXACT_BELOW if exact is None else bool(exact)
     if discordant == 0:
-        return McNemarResult(b, c, 0.0, 1.0, "exact-binomial" if use_exact else "chi2-continuity", n_total, alternative)
+        return McNemarResult(
+            b, c, 0.0, 1.0, "exact-binomial" if use_exact else "chi2-continuity", n_total, alternative
+        )
     if use_exact:
         if alternative == "two-sided":
             statistic = float(min(b, c))
@@ -65,7 +67,9 @@ def mcnemar_from_counts(
         else:
             statistic = float(b)
             p_value = float(
-                stats.binom.sf(b - 1, discordant, 0.5) if alternative == "greater" else stats.binom.cdf(b, discordant, 0.5)
+                stats.binom.sf(b - 1, discordant, 0.5)
+                if alternative == "greater"
+                else stats.binom.cdf(b, discordant, 0.5)
             )
         return McNemarResult(b, c, statistic, p_value, "exact-binomial", n_total, alternative)
     corrected = max(abs(b - c) - 1, 0)

@@ -106,7 +106,9 @@ def pass_at_k_interval(
         ValueError: as :func:`pass_at_k_per_problem` and :func:`bootstrap_mean_ci`.
     """
     per_problem = pass_at_k_per_problem(n, c, k)
-    result = bootstrap_mean_ci(per_problem, confidence=confidence, n_resamples=n_resamples, method=method, seed=seed)
+    result = bootstrap_mean_ci(
+        per_problem, confidence=confidence, n_resamples=n_resamples, method=method, seed=seed
+    )
     return Interval(
         result.estimate,
         result.low,
@@ -117,4 +119,3 @@ def pass_at_k_interval(
         n_resamples=result.n_resamples,
         seed=result.seed,
     )
-

@@ -38,7 +38,9 @@ def to_numpy_1d(values: Any, name: str, *, allow_empty: bool = False) -> npt.NDA
     if array.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (n = 0); there is nothing to estimate. Check the upstream filter.")
     if array.dtype == object:
-        missing = [i for i, v in enumerate(array.tolist()) if v is None or (isinstance(v, float) and math.isnan(v))]
+        missing = [
+            i for i, v in enumerate(array.tolist()) if v is None or (isinstance(v, float) and math.isnan(v))
+        ]
         if missing:
             raise ValueError(
                 f"{name} has {len(missing)} missing value(s) (None/NaN; first at index {missing[0]}); "

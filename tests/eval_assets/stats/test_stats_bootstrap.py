@@ -12,7 +12,9 @@ from eval_assets.stats import _bootstrap
 B = 10_000
 
 
-def _mc_tolerance(values: np.ndarray, *, lattice: float = 0.0, n_resamples: int = B, sds: float = 5.0) -> float:
+def _mc_tolerance(
+    values: np.ndarray, *, lattice: float = 0.0, n_resamples: int = B, sds: float = 5.0
+) -> float:
     """Allowed gap between two independent bootstrap end points with ``n_resamples`` resamples each.
 
     An end point at the 2.5% quantile has Monte Carlo sd ≈ 2.7 σ_boot / √B (σ_boot the sd of the bootstrap
@@ -46,7 +48,7 @@ def test_binary_fast_path_matches_scipy(method: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(40, 400))
     values = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(float)
-    ours = stats.bootstrap_mean_ci(values, method=method, n_resamples=B, seed=seed)  # type: ignore[arg-type]
+    ours = stats.bootstrap_mean_ci(values, method=method, n_resamples=B, seed=seed)
     low, high = _scipy_ci((values,), method, seed + 100)
     tol = _mc_tolerance(values, lattice=1.0 / n)
     assert ours.estimate == values.mean()
@@ -64,7 +66,7 @@ def test_real_valued_path_matches_scipy_on_skewed_data(seed: int) -> None:
     tol = _mc_tolerance(values, n_resamples=big_b, sds=4.5)
     results = {}
     for method in ("percentile", "bca"):
-        ours = stats.bootstrap_mean_ci(values, method=method, n_resamples=big_b, seed=seed)  # type: ignore[arg-type]
+        ours = stats.bootstrap_mean_ci(values, method=method, n_resamples=big_b, seed=seed)
         low, high = _scipy_ci((values,), method, seed + 100, n_resamples=big_b)
         assert abs(ours.estimate - values.mean()) < 1e-12
         assert abs(ours.low - low) <= tol and abs(ours.high - high) <= tol, (method, ours, low, high, tol)
@@ -97,7 +99,7 @@ def test_paired_difference_matches_scipy_paired_bootstrap(method: str, seed: int
     baseline = (rng.random(n) < 0.6).astype(float)
     flip = rng.random(n) < 0.15
     candidate = np.where(flip, 1.0 - baseline, baseline)
-    ours = stats.paired_bootstrap_diff(candidate, baseline, method=method, n_resamples=B, seed=seed)  # type: ignore[arg-type]
+    ours = stats.paired_bootstrap_diff(candidate, baseline, method=method, n_resamples=B, seed=seed)
     low, high = _scipy_ci((candidate, baseline), method, seed + 100, paired=True)
     tol = _mc_tolerance(candidate - baseline, lattice=1.0 / n)
     assert ours.estimate == pytest.approx(candidate.mean() - baseline.mean(), abs=1e-15)
@@ -109,7 +111,7 @@ def test_real_valued_paired_difference_matches_scipy() -> None:
     base = rng.normal(0.5, 0.2, size=150)
     cand = base + rng.normal(0.03, 0.1, size=150)
     for method in ("percentile", "bca"):
-        ours = stats.paired_bootstrap_diff(cand, base, method=method, n_resamples=B, seed=1)  # type: ignore[arg-type]
+        ours = stats.paired_bootstrap_diff(cand, base, method=method, n_resamples=B, seed=1)
         low, high = _scipy_ci((cand, base), method, 5, paired=True)
         tol = _mc_tolerance(cand - base)
         assert abs(ours.low - low) <= tol and abs(ours.high - high) <= tol
@@ -218,10 +220,10 @@ def test_degenerate_data_give_a_zero_width_interval_at_the_estimate(
     method: str, values: list[float], expected: float
 ) -> None:
     """Stated behaviour: with no variation in the sample the bootstrap has nothing to resample."""
-    result = stats.bootstrap_mean_ci(values, method=method)  # type: ignore[arg-type]
+    result = stats.bootstrap_mean_ci(values, method=method)
     assert result.estimate == pytest.approx(expected)
     assert result.low == result.estimate == result.high
-    assert stats.cluster_bootstrap_mean(values, list(range(len(values))), method=method).width == 0.0  # type: ignore[arg-type]
+    assert stats.cluster_bootstrap_mean(values, list(range(len(values))), method=method).width == 0.0
 
 
 def test_identical_checkpoints_give_a_zero_difference_interval() -> None:
@@ -239,7 +241,7 @@ def test_near_degenerate_binary_data_stay_finite_and_ordered() -> None:
     for successes, n in [(1, 1000), (999, 1000), (1, 2), (1, 10)]:
         values = np.r_[np.ones(successes), np.zeros(n - successes)]
         for method in ("percentile", "bca"):
-            result = stats.bootstrap_mean_ci(values, method=method)  # type: ignore[arg-type]
+            result = stats.bootstrap_mean_ci(values, method=method)
             assert np.isfinite([result.low, result.high]).all()
             assert 0.0 <= result.low <= result.high <= 1.0
 

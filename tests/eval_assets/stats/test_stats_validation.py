@@ -87,7 +87,7 @@ def test_polars_nulls_are_rejected_not_silently_dropped() -> None:
 
 
 def test_mismatched_lengths_are_rejected() -> None:
-    with pytest.raises(ValueError, match="length mismatch.*candidate has 3.*baseline has 2"):
+    with pytest.raises(ValueError, match=r"length mismatch.*candidate has 3.*baseline has 2"):
         stats.paired_bootstrap_diff([1, 0, 1], [1, 0])
     with pytest.raises(ValueError, match="length mismatch"):
         stats.mcnemar([1, 0, 1], [1, 0])
