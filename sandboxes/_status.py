@@ -7,7 +7,9 @@ import signal
 
 from sandboxes._interface import Limits, Status
 
-_MEMORY_ERROR = re.compile(r"(?m)^(?:\w+\.)*MemoryError\b")
+#: A traceback ending in MemoryError, or in an OSError for ENOMEM (mmap, fork, thread stacks under RLIMIT_AS).
+#: Read from the program's stderr, so a program can fake it; it can only turn its own failure into ``memory``.
+_MEMORY_ERROR = re.compile(r"(?m)^(?:(?:\w+\.)*MemoryError\b|\w*Error: \[Errno 12\] Cannot allocate memory)")
 
 
 def classify_exit(code: int, cpu: float, limits: Limits, stderr: str) -> tuple[Status, str]:
@@ -25,5 +27,5 @@ def classify_exit(code: int, cpu: float, limits: Limits, stderr: str) -> tuple[S
             return Status.KILLED, "killed by the seccomp filter (SIGSYS)"
         return Status.KILLED, f"killed by {name}"
     if _MEMORY_ERROR.search(stderr):
-        return Status.MEMORY, f"MemoryError under the {limits.memory_mb} MiB address-space limit"
+        return Status.MEMORY, f"out of memory under the {limits.memory_mb} MiB address-space limit"
     return Status.FAILED, f"exit code {code}"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -85,13 +86,14 @@ class Tools:
     setpriv: str
     prlimit: str
     nice: str
+    sh: str
 
 
 def find_tools() -> Tools:
     """Locate bwrap, setpriv, prlimit and nice on the system path; raise with the install line if missing."""
     found: dict[str, str] = {}
     missing: list[str] = []
-    for name in ("bwrap", "setpriv", "prlimit", "nice"):
+    for name in ("bwrap", "setpriv", "prlimit", "nice", "sh"):
         path = shutil.which(name, path=_SYSTEM_PATH)
         if path is None:
             missing.append(name)
@@ -193,6 +195,7 @@ class LocalSandbox(Sandbox):
         self._nice = nice
         self._extra_ro = [Path(p).resolve() for p in extra_ro_paths]
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one run at a time per worker: its uid's process limit is its own
         self._opened = False
         self._tools: Tools | None = None
         self._lease: UidLease | None = None
@@ -244,6 +247,11 @@ class LocalSandbox(Sandbox):
             privileged = is_root if self._privileged_request is None else self._privileged_request
             if privileged and not is_root:
                 raise IsolationUnavailableError("privileged mode (a per-worker uid) needs root")
+            if is_root and not privileged:
+                raise ValueError(
+                    "as root the local sandbox always runs programs under a per-worker uid; "
+                    "privileged=False is for callers that are not root"
+                )
             self._tools = tools
             self._privileged = privileged
             if privileged:
@@ -308,6 +316,8 @@ class LocalSandbox(Sandbox):
             "sandbox",
             "--die-with-parent",
             "--new-session",
+            # No bwrap reaper: our own pid 1 (below) keeps --die-with-parent's SIGKILL (a uid change would drop
+            # it), so killing bwrap ends the namespace, and bwrap reaps it, so its CPU time reaches wait4().
             "--as-pid-1",
             "--ro-bind",
             "/usr",
@@ -333,7 +343,7 @@ class LocalSandbox(Sandbox):
                 args += ["--symlink", f"usr/{top}", f"/{top}"]
             elif host.is_dir() and not host.is_symlink():
                 args += ["--ro-bind", str(host), str(host)]
-        args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        args += ["--perms", "0755", "--dir", "/etc", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
         prefix = self._interpreter.parent.parent
         if prefix != Path("/usr") and Path("/usr") not in prefix.parents:
             args += self._ro_bind_with_parents(prefix)
@@ -384,6 +394,12 @@ class LocalSandbox(Sandbox):
             "--seccomp",
             str(seccomp_fd),
             "--",
+            # pid 1 of the sandbox: waits for the program (fork, not exec: `exit $?` comes after it) and exits
+            # with its status; when pid 1 exits the kernel kills every process left in the pid namespace.
+            self._tools.sh,
+            "-c",
+            '"$@"; exit $?',
+            "sandbox-init",
         ]
         if self._privileged:
             args += [
@@ -436,7 +452,8 @@ class LocalSandbox(Sandbox):
             if safe == MAIN_FILE:
                 raise ValueError(f"{MAIN_FILE} is the program itself; pass it as `program`")
             encoded[safe] = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        return self._execute(encoded, limits, stdin)
+        with self._run_lock:
+            return self._execute(encoded, limits, stdin)
 
     def _execute(self, files: Mapping[str, bytes], limits: Limits, stdin: bytes) -> ExecutionResult:
         start = time.monotonic()
@@ -517,7 +534,7 @@ class LocalSandbox(Sandbox):
                                     )
                         if kill_reason is not None:
                             killed_at = now
-                            _kill_group(proc.pid)
+                            _kill_sandbox(proc.pid, status_buf)
                     if exited_at is None and killed_at is not None and now - killed_at > 30:
                         raise SandboxError(f"bwrap (pid {proc.pid}) survived SIGKILL for 30 s")
                     if exited_at is not None:
@@ -548,7 +565,7 @@ class LocalSandbox(Sandbox):
             finally:
                 os.close(pidfd)
                 if exited_at is None:
-                    _kill_group(proc.pid)
+                    _kill_sandbox(proc.pid, status_buf)
                 _, wait_status, rusage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(wait_status)
                 proc.stdout.close()
@@ -636,9 +653,17 @@ class LocalSandbox(Sandbox):
         self._python_version = str(report["python"])
 
 
-def _kill_group(pgid: int) -> None:
+_CHILD_PID = re.compile(rb'"child-pid"\s*:\s*(\d+)')
+
+
+def _kill_sandbox(bwrap_pid: int, status: bytes | bytearray) -> None:
+    """SIGKILL the sandbox's pid 1 (the kernel then kills its whole pid namespace) and bwrap's process group."""
+    match = _CHILD_PID.search(status)
+    if match is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(match.group(1)), signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(bwrap_pid, signal.SIGKILL)
 
 
 _PROBE = r"""

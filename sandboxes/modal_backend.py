@@ -144,7 +144,11 @@ class ModalSandbox(Sandbox):
                 block_network=True,
                 region=self._region,
             )
+            sb.filesystem.make_directory("/evalgate", create_parents=True)
             sb.filesystem.write_text(_LAUNCHER, _LAUNCHER_PATH)
+            directories = {WORKDIR} | {f"{WORKDIR}/{name.rsplit('/', 1)[0]}" for name in payload if "/" in name}
+            for directory in sorted(directories):
+                sb.filesystem.make_directory(directory, create_parents=True)
             for name, data in payload.items():
                 sb.filesystem.write_bytes(data, f"{WORKDIR}/{name}")
             spec = {"limits": limits.cache_key(), "stdin": base64.b64encode(stdin).decode()}
