@@ -21,24 +21,19 @@ from ._types import KappaResult
 from ._validation import (
     FloatArray,
     IntArray,
+    as_labels,
     check_choice,
     check_confidence,
     check_n_resamples,
     check_same_length,
     check_seed,
-    to_numpy_1d,
 )
 
 KappaMethod = Literal["wald", "bootstrap"]
 
 
 def _check_label_values(array: Any, name: str) -> list[object]:
-    values = to_numpy_1d(array, name)
-    if values.dtype.kind == "f" and np.isnan(values).any():
-        raise ValueError(
-            f"{name} has NaN labels (first at index {int(np.flatnonzero(np.isnan(values))[0])})."
-        )
-    return list(values.tolist())
+    return list(as_labels(array, name).tolist())
 
 
 def _sorted_labels(observed: set[object]) -> tuple[object, ...]:
@@ -125,7 +120,7 @@ def cohens_kappa(
     check_choice(method, "method", ("wald", "bootstrap"))
     values_a = _check_label_values(rater_a, "rater_a")
     values_b = _check_label_values(rater_b, "rater_b")
-    n = check_same_length(rater_a=np.empty(len(values_a)), rater_b=np.empty(len(values_b)))
+    n = check_same_length(rater_a=values_a, rater_b=values_b)
     if labels is None:
         label_set = _sorted_labels(set(values_a) | set(values_b))
     else:

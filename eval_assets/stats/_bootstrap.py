@@ -34,12 +34,12 @@ from ._validation import (
     FloatArray,
     IntArray,
     as_float_array,
+    as_labels,
     check_choice,
     check_confidence,
     check_n_resamples,
     check_same_length,
     check_seed,
-    to_numpy_1d,
 )
 
 BootstrapMethod = Literal["percentile", "bca"]
@@ -188,7 +188,7 @@ def _check_common(confidence: float, n_resamples: int, method: str, seed: int) -
 
 def cluster_codes(clusters: Any, n_items: int) -> tuple[IntArray, int]:
     """Integer cluster codes 0..G-1 for any hashable labels, and G."""
-    labels = to_numpy_1d(clusters, "clusters")
+    labels = as_labels(clusters, "clusters")
     if len(labels) != n_items:
         raise ValueError(
             f"length mismatch: clusters has {len(labels)} labels for {n_items} items; give one cluster label "

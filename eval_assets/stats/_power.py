@@ -34,6 +34,7 @@ t-test (``TTestPower``), also checked.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 from scipy import optimize, stats
@@ -52,7 +53,7 @@ def _check_design(discordance: float, alpha: float, alternative: str) -> tuple[f
 
 
 def _check_effect(effect: float, psi: float) -> float:
-    if isinstance(effect, bool) or not isinstance(effect, (int, float)) or math.isnan(effect):
+    if isinstance(effect, bool) or not isinstance(effect, numbers.Real) or math.isnan(effect):
         raise ValueError(f"effect must be a number (accuracy difference, e.g. 0.02); got {effect!r}.")
     d = abs(float(effect))
     if d == 0.0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,16 @@ def as_binary_array(values: Any, name: str) -> BoolArray:
     return is_one
 
 
-def check_same_length(**arrays: npt.NDArray[Any]) -> int:
+def as_labels(values: Any, name: str) -> npt.NDArray[Any]:
+    """Labels (cluster ids, ratings) of any hashable kind; missing ones (None, NaN, null) raise."""
+    array = to_numpy_1d(values, name)
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        first = int(np.flatnonzero(np.isnan(array))[0])
+        raise ValueError(f"{name} has NaN labels (first at index {first}); drop or fill them first.")
+    return array
+
+
+def check_same_length(**arrays: Sized) -> int:
     """The common length of the named arrays, or a ValueError naming the lengths."""
     lengths = {name: len(a) for name, a in arrays.items()}
     if len(set(lengths.values())) != 1:

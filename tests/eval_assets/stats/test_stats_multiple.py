@@ -11,7 +11,7 @@ from eval_assets import stats
 
 def test_matches_statsmodels_on_random_families() -> None:
     rng = np.random.default_rng(0)
-    for _ in range(80):  # multipletests costs ~30 ms a call
+    for _ in range(40):  # multipletests runs gc.collect() on every call: tens of ms each under pytest
         m = int(rng.integers(1, 15))
         p = rng.uniform(0, 0.2, size=m) ** rng.uniform(0.5, 3)
         if rng.random() < 0.3:

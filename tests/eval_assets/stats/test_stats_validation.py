@@ -142,3 +142,21 @@ def test_results_are_frozen() -> None:
     result = stats.wilson_interval(3, 10)
     with pytest.raises(AttributeError):
         result.low = 0.0  # type: ignore[misc]
+
+
+def test_missing_cluster_labels_are_rejected() -> None:
+    with pytest.raises(ValueError, match="clusters has NaN labels"):
+        stats.cluster_bootstrap_mean([1.0, 0.0, 1.0], [1.0, float("nan"), 2.0])
+    with pytest.raises(ValueError, match="missing"):
+        stats.clustered_wilson_interval([1.0, 0.0], ["p1", None])
+    with pytest.raises(ValueError, match="null"):
+        stats.paired_bootstrap_diff([1, 0], [0, 0], clusters=pl.Series(["p1", None]))
+
+
+def test_numpy_scalars_are_accepted_everywhere() -> None:
+    assert stats.wilson_interval(np.int64(3), np.int64(10)) == stats.wilson_interval(3, 10)
+    assert stats.pass_at_k(np.int32(10), np.int64(3), np.int16(2)) == stats.pass_at_k(10, 3, 2)
+    assert stats.paired_sample_size(np.float32(0.05), np.float64(0.2)) == stats.paired_sample_size(
+        float(np.float32(0.05)), 0.2
+    )
+    assert stats.mcnemar_from_counts(np.int64(10), np.int64(3)) == stats.mcnemar_from_counts(10, 3)
