@@ -37,6 +37,13 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def engine_id(device: str, dtype: str) -> str:
+    """Backend, version, device and dtype; computed without loading anything."""
+    resolved = _resolve_device(device)
+    torch_dtype = str(_resolve_dtype(dtype, resolved)).removeprefix("torch.")
+    return f"transformers-{transformers.__version__}/{resolved.split(':')[0]}/{torch_dtype}"
+
+
 def converted_dir(cache_dir: Path, model_hash: str) -> Path:
     return cache_dir / model_hash.replace(":", "-")
 
@@ -96,7 +103,7 @@ class TransformersBackend:
 
     @property
     def engine(self) -> str:
-        return f"transformers-{transformers.__version__}/{self.device.split(':')[0]}/{str(self.dtype).removeprefix('torch.')}"
+        return engine_id(self.device, str(self.dtype).removeprefix("torch."))
 
     # -- likelihood ---------------------------------------------------------------------------------------
     def _harness_lm(self) -> Any:

@@ -1,0 +1,84 @@
+"""A candidate's item scores against production's on the items both share. Pure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+from scipy.stats import norm
+
+from eval_assets import stats
+from eval_assets.gate import Comparison, GatePolicy
+
+
+def paired_minimum_detectable_effect(n: int, discordant_rate: float, alpha: float, power: float) -> float:
+    """Smallest paired difference in accuracy that ``n`` items detect at ``alpha`` (two-sided) and ``power``,
+    under the normal approximation to McNemar's test (Connor 1987): ``d = (z_a*sqrt(psi) + z_b*sqrt(psi - d^2))
+    / sqrt(n)``, solved by fixed-point iteration. ``psi`` is the discordant rate, floored at 2/n so that two
+    identical checkpoints do not claim unlimited resolution."""
+    if n <= 0:
+        return math.inf
+    psi = min(1.0, max(discordant_rate, 2.0 / n))
+    z_a, z_b = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    d = (z_a + z_b) * math.sqrt(psi / n)
+    for _ in range(50):
+        d = (z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - d * d, 0.0))) / math.sqrt(n)
+    return min(d, 1.0)
+
+
+def compare(
+    candidate_scores: pl.DataFrame,
+    production_scores: pl.DataFrame | None,
+    *,
+    suite: str,
+    candidate: str,
+    production: str | None,
+    policy: GatePolicy,
+) -> Comparison:
+    """Paired comparison on shared item ids: bootstrap CI of the accuracy difference and McNemar's test."""
+    if production_scores is None or production is None or candidate == production:
+        values = candidate_scores["correct"].cast(pl.Float64).to_numpy()
+        accuracy = float(values.mean()) if values.size else math.nan
+        return Comparison(
+            suite=suite, candidate=candidate, production=production, n=int(values.size),
+            candidate_accuracy=accuracy, production_accuracy=accuracy, difference=0.0, low=0.0, high=0.0,
+            confidence=policy.confidence, method="none", improvements=0, regressions=0, mcnemar_p=1.0,
+            mcnemar_method="none", minimum_detectable_effect=math.nan, is_production=candidate == production,
+        )  # fmt: skip
+    joined = candidate_scores.select("item_id", pl.col("correct").alias("cand")).join(
+        production_scores.select("item_id", pl.col("correct").alias("prod")), on="item_id", how="inner"
+    )
+    if joined.height == 0:
+        raise ValueError(
+            f"suite {suite}: {candidate} and production {production} share no items; "
+            "evaluate both on the same suite version and profile"
+        )
+    cand = joined["cand"].to_numpy().astype(np.float64)
+    prod = joined["prod"].to_numpy().astype(np.float64)
+    diff = stats.paired_bootstrap_diff(
+        cand, prod, confidence=policy.confidence, n_resamples=policy.bootstrap_resamples,
+        method="percentile", seed=policy.seed,
+    )  # fmt: skip
+    test = stats.mcnemar(cand.astype(bool), prod.astype(bool))
+    n = joined.height
+    return Comparison(
+        suite=suite,
+        candidate=candidate,
+        production=production,
+        n=n,
+        candidate_accuracy=float(cand.mean()),
+        production_accuracy=float(prod.mean()),
+        difference=diff.estimate,
+        low=diff.low,
+        high=diff.high,
+        confidence=policy.confidence,
+        method=diff.method,
+        improvements=test.b,
+        regressions=test.c,
+        mcnemar_p=test.p_value,
+        mcnemar_method=test.method,
+        minimum_detectable_effect=paired_minimum_detectable_effect(
+            n, (test.b + test.c) / n, 1 - policy.confidence, policy.power
+        ),
+    )

@@ -1,0 +1,54 @@
+"""The thin root: merges the per-domain definitions. ``dagster dev`` loads this via workspace.yaml."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from eval_assets.defs.checkpoint_assets import checkpoint_manifest
+from eval_assets.defs.gate_checks import build_regression_check
+from eval_assets.defs.promotion import build_promotion_asset
+from eval_assets.defs.sensors import checkpoint_inbox
+from eval_assets.defs.suite_assets import build_suite_assets
+from eval_assets.gate import GatePolicy, load_gate_policy
+from eval_assets.suites.spec import SuiteSpec, load_suite_specs
+from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
+
+
+def build_definitions(
+    *,
+    specs: dict[str, SuiteSpec] | None = None,
+    policy: GatePolicy | None = None,
+    evalgate: EvalgateHome | None = None,
+    model_runner: ModelRunner | None = None,
+    suite_settings: SuiteSettings | None = None,
+) -> dg.Definitions:
+    specs = specs if specs is not None else load_suite_specs()
+    policy = policy or load_gate_policy()
+    suites = sorted(specs)
+    assets: list[dg.AssetsDefinition] = [checkpoint_manifest]
+    for name in suites:
+        assets.extend(build_suite_assets(specs[name], policy))
+    assets.append(build_promotion_asset(suites, policy))
+    checks = [build_regression_check(name, policy) for name in suites]
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        sensors=[
+            checkpoint_inbox,
+            dg.AutomationConditionSensorDefinition(
+                "evaluate_checkpoints",
+                target=dg.AssetSelection.all(include_sources=False),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=5,
+            ),
+        ],
+        resources={
+            "evalgate": evalgate or EvalgateHome(),
+            "model_runner": model_runner or ModelRunner(),
+            "suite_settings": suite_settings or SuiteSettings(),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

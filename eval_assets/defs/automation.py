@@ -1,0 +1,26 @@
+"""Automation conditions. ``eager()`` re-runs downstream after any upstream materialization even when nothing
+changed (measured, DESIGN.md §8); these conditions react only to new partitions, changed data versions and
+changed code versions."""
+
+import dagster as dg
+
+AC = dg.AutomationCondition
+
+
+def evaluate_when_new_or_changed() -> dg.AutomationCondition:
+    """Materialize a partition when it is new, when an upstream's data version changed or is about to be
+    requested, or when this asset's code version changed; never while anything upstream is missing or running."""
+    trigger = (
+        AC.newly_missing()
+        | AC.any_deps_match(AC.data_version_changed() | AC.will_be_requested())
+        | AC.code_version_changed()
+    ).since_last_handled()
+    return (trigger & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
+        "evaluate_when_new_or_changed"
+    )
+
+
+def gated() -> dg.AutomationCondition:
+    """For everything downstream of the gate: also require every blocking check upstream to have passed.
+    Blocking checks hold only within one run; this holds them across runs."""
+    return (evaluate_when_new_or_changed() & AC.all_deps_blocking_checks_passed()).with_label("gated")

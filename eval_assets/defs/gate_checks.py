@@ -1,0 +1,97 @@
+"""Blocking asset checks of the promotion gate, one per rule and suite, and the decisions they record."""
+
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from eval_assets.gate import CI_USAGE, Comparison, GatePolicy, RuleVerdict, no_regression_vs_production
+from eval_assets.defs.partitions import checkpoints
+from resources.evalgate import EvalgateHome
+
+GATE_DECISION_SCHEMA = {
+    "checkpoint": pl.String,
+    "suite": pl.String,
+    "rule": pl.String,
+    "outcome": pl.String,
+    "blocking": pl.Boolean,
+    "observed": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "threshold": pl.Float64,
+    "n": pl.Int64,
+    "reason": pl.String,
+    "policy_version": pl.Int64,
+    "run_id": pl.String,
+    "decided_at": pl.Datetime("us", "UTC"),
+}
+
+
+def record_decision(
+    evalgate: EvalgateHome, *, checkpoint: str, verdict: RuleVerdict, policy: GatePolicy, run_id: str
+) -> None:
+    row = {
+        "checkpoint": checkpoint,
+        "suite": verdict.suite,
+        "rule": verdict.rule,
+        "outcome": verdict.outcome,
+        "blocking": verdict.blocking,
+        "observed": verdict.observed,
+        "ci_low": verdict.low,
+        "ci_high": verdict.high,
+        "threshold": verdict.threshold,
+        "n": verdict.n,
+        "reason": verdict.reason,
+        "policy_version": policy.version,
+        "run_id": run_id,
+        "decided_at": datetime.now(UTC),
+    }
+    evalgate.results().append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
+
+
+def _comparison_from_row(row: dict[str, Any]) -> Comparison:
+    fields = Comparison.__dataclass_fields__
+    return Comparison(**{key: value for key, value in row.items() if key in fields})
+
+
+def build_regression_check(suite: str, policy: GatePolicy) -> dg.AssetChecksDefinition:
+    rule = policy.no_regression_vs_production.for_suite(suite)
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["comparison", suite]),
+        name="no_regression_vs_production",
+        blocking=True,
+        partitions_def=checkpoints,
+        description=CI_USAGE.format(conf=policy.confidence, margin=rule.margin, inconclusive=rule.inconclusive),
+    )
+    def check(
+        context: dg.AssetCheckExecutionContext, comparison: dict[str, Any], evalgate: EvalgateHome
+    ) -> dg.AssetCheckResult:
+        checkpoint = context.partition_key if context.has_partition_key else comparison["checkpoint"]
+        verdict = no_regression_vs_production(_comparison_from_row(comparison), policy)
+        record_decision(evalgate, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id)
+        passed = verdict.outcome in ("pass", "no_production", "is_production")
+        severity = dg.AssetCheckSeverity.ERROR if verdict.blocking else dg.AssetCheckSeverity.WARN
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=severity,
+            description=verdict.reason,
+            metadata={
+                "outcome": verdict.outcome,
+                "observed_difference": dg.MetadataValue.float(verdict.observed),
+                "ci_low": dg.MetadataValue.float(verdict.low),
+                "ci_high": dg.MetadataValue.float(verdict.high),
+                "confidence": dg.MetadataValue.float(policy.confidence),
+                "threshold": dg.MetadataValue.float(verdict.threshold),
+                "n": verdict.n,
+                "how_the_ci_is_used": CI_USAGE.format(
+                    conf=policy.confidence, margin=rule.margin, inconclusive=rule.inconclusive
+                ),
+                "policy_version": policy.version,
+                "reason": verdict.reason,
+            },
+        )
+
+    return check

@@ -1,0 +1,222 @@
+"""Gate rules as pure functions over comparisons, and the versioned policy that parametrizes them.
+
+``no_regression_vs_production`` reads the paired-bootstrap CI of (candidate − production) on shared items:
+
+* **fail** (blocks promotion) when the CI's upper bound is below −margin: the data show a regression
+  larger than the margin;
+* **pass** when the CI's lower bound is at or above −margin: any regression is within the margin;
+* **inconclusive** otherwise: the suite is too small to decide at this margin; the policy says whether that
+  warns or blocks, and the verdict says how many items would decide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from eval_assets.hashing import hash_value
+
+Outcome = Literal["pass", "fail", "inconclusive", "no_production", "is_production"]
+
+
+class GatePolicyError(ValueError):
+    """The gate policy file is malformed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegressionRule(_Strict):
+    margin: float = Field(ge=0.0, lt=1.0)
+    inconclusive: Literal["warn", "block"] = "warn"
+
+
+class RegressionPolicy(RegressionRule):
+    suites: dict[str, RegressionRule] = {}
+
+    def for_suite(self, suite: str) -> RegressionRule:
+        return self.suites.get(suite, RegressionRule(margin=self.margin, inconclusive=self.inconclusive))
+
+
+class GatePolicy(_Strict):
+    version: int = Field(ge=1)
+    confidence: float = Field(gt=0.5, lt=1.0)
+    bootstrap_resamples: int = Field(ge=1000)
+    seed: int = 0
+    power: float = Field(default=0.8, gt=0.0, lt=1.0)
+    no_regression_vs_production: RegressionPolicy
+
+    @property
+    def code_version(self) -> str:
+        return hash_value(self.model_dump(mode="json"))[:16]
+
+
+def load_gate_policy(path: Path | None = None) -> GatePolicy:
+    """The gate policy: ``path``, or the packaged ``eval_assets/policy/gate.yaml``."""
+    source = path or Path(str(resources.files("eval_assets.policy").joinpath("gate.yaml")))
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        return GatePolicy.model_validate(raw)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise GatePolicyError(f"{source}: invalid gate policy: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate against production on the items both have scores for."""
+
+    suite: str
+    candidate: str
+    production: str | None
+    n: int
+    candidate_accuracy: float
+    production_accuracy: float
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    improvements: int  # candidate right, production wrong
+    regressions: int  # candidate wrong, production right
+    mcnemar_p: float
+    mcnemar_method: str
+    minimum_detectable_effect: float
+    is_production: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    rule: str
+    suite: str
+    outcome: Outcome
+    blocking: bool
+    observed: float
+    low: float
+    high: float
+    threshold: float
+    n: int
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CI_USAGE = (
+    "Fail when the upper bound of the {conf:.0%} paired-bootstrap CI of (candidate - production) is below "
+    "-{margin:.3f} (a regression beyond the margin is shown); pass when its lower bound is at or above "
+    "-{margin:.3f}; otherwise inconclusive ({inconclusive})."
+)
+
+
+def no_regression_vs_production(comparison: Comparison, policy: GatePolicy) -> RuleVerdict:
+    rule = policy.no_regression_vs_production.for_suite(comparison.suite)
+    threshold = -rule.margin
+    common = {
+        "rule": "no_regression_vs_production",
+        "suite": comparison.suite,
+        "observed": comparison.difference,
+        "low": comparison.low,
+        "high": comparison.high,
+        "threshold": threshold,
+        "n": comparison.n,
+    }
+    interval = (
+        f"difference {comparison.difference:+.3f} "
+        f"({comparison.confidence:.0%} CI [{comparison.low:+.3f}, {comparison.high:+.3f}], n={comparison.n}, "
+        f"{comparison.regressions} items lost / {comparison.improvements} gained, McNemar p={comparison.mcnemar_p:.3g})"
+    )
+    if comparison.production is None:
+        return RuleVerdict(
+            outcome="no_production",
+            blocking=False,
+            reason="no production checkpoint yet; set one with `evalgate promote --baseline NAME`",
+            **common,
+        )
+    if comparison.is_production:
+        return RuleVerdict(
+            outcome="is_production", blocking=False, reason="this checkpoint is production", **common
+        )
+    if comparison.high < threshold:
+        return RuleVerdict(
+            outcome="fail",
+            blocking=True,
+            reason=f"regression beyond the {rule.margin:.1%} margin: {interval}",
+            **common,
+        )
+    if comparison.low >= threshold:
+        return RuleVerdict(
+            outcome="pass", blocking=False, reason=f"no regression beyond {rule.margin:.1%}: {interval}", **common
+        )
+    too_small = (
+        f"too few items to decide at a {rule.margin:.1%} margin: {interval}; "
+        f"{comparison.n} items can detect a difference of {comparison.minimum_detectable_effect:.1%} "
+        f"at {policy.power:.0%} power"
+    )
+    return RuleVerdict(
+        outcome="inconclusive", blocking=rule.inconclusive == "block", reason=too_small, **common
+    )
+
+
+@dataclass(frozen=True)
+class CheckStatus:
+    """What the event log says about one blocking check of a checkpoint, as re-read by ``promotion``."""
+
+    suite: str
+    check: str
+    found: bool
+    passed: bool
+    blocking_failure: bool  # failed with ERROR severity
+    current: bool  # evaluated against the latest materialization of its asset
+    reason: str
+
+
+PromotionOutcome = Literal["promoted", "blocked", "awaiting_baseline", "already_production"]
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    outcome: PromotionOutcome
+    reason: str
+    checks: tuple[CheckStatus, ...]
+
+    @property
+    def moves_pointer(self) -> bool:
+        return self.outcome == "promoted"
+
+
+def decide_promotion(checkpoint: str, production: str | None, checks: list[CheckStatus]) -> PromotionDecision:
+    """Promote only when every blocking check was found, is current, and did not fail with ERROR severity."""
+    problems = []
+    for status in checks:
+        if not status.found:
+            problems.append(f"{status.suite}: check {status.check} has no result for this checkpoint")
+        elif not status.current:
+            problems.append(f"{status.suite}: check {status.check} ran against an older materialization")
+        elif status.blocking_failure:
+            problems.append(f"{status.suite}: {status.reason}")
+    if production is None:
+        return PromotionDecision(
+            "awaiting_baseline",
+            "no production checkpoint yet; set the first one with `evalgate promote --baseline NAME`",
+            tuple(checks),
+        )
+    if production == checkpoint:
+        return PromotionDecision("already_production", f"{checkpoint} is production", tuple(checks))
+    if problems:
+        return PromotionDecision("blocked", "; ".join(problems), tuple(checks))
+    warnings = [f"{s.suite}: {s.reason}" for s in checks if not s.passed]
+    reason = "every blocking check passed" + (f" (warnings: {'; '.join(warnings)})" if warnings else "")
+    return PromotionDecision("promoted", reason, tuple(checks))

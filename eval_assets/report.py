@@ -1,0 +1,106 @@
+"""The results table people read: suite, score, CI, delta vs production, gate verdict and its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from resources.results_store import ResultsStore
+
+VERDICT_LABELS = {
+    "pass": "PASS",
+    "fail": "BLOCK",
+    "inconclusive": "TOO SMALL",
+    "no_production": "-",
+    "is_production": "production",
+}
+
+
+def latest_decisions(results: ResultsStore, checkpoint: str) -> pl.DataFrame:
+    decisions = results.read("gate_decisions", checkpoint=checkpoint)
+    if decisions.height == 0:
+        return decisions
+    return decisions.sort("decided_at").group_by(["suite", "rule"], maintain_order=True).last()
+
+
+def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, str]]:
+    scores = results.read("scores", checkpoint=checkpoint)
+    comparisons = results.read("comparisons", checkpoint=checkpoint)
+    decisions = latest_decisions(results, checkpoint)
+    rows = []
+    for score in scores.sort("suite").iter_rows(named=True):
+        suite = score["suite"]
+        comp = comparisons.filter(pl.col("suite") == suite).to_dicts()
+        rule = (
+            decisions.filter((pl.col("suite") == suite) & (pl.col("rule") == "no_regression_vs_production")).to_dicts()
+            if decisions.height
+            else []
+        )
+        delta = "-"
+        if comp and comp[0]["production"] and not comp[0]["is_production"]:
+            c = comp[0]
+            delta = f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] vs {c['production']}"
+        verdict = VERDICT_LABELS.get(rule[0]["outcome"], rule[0]["outcome"]) if rule else "not checked"
+        if rule and rule[0]["outcome"] == "inconclusive" and rule[0]["blocking"]:
+            verdict = "BLOCK (too small)"
+        rows.append(
+            {
+                "checkpoint": checkpoint,
+                "suite": suite,
+                "n": str(score["n"]),
+                "score": f"{score['score']:.3f}",
+                "95% CI": f"[{score['ci_low']:.3f}, {score['ci_high']:.3f}]",
+                "delta vs production [CI]": delta,
+                "gate": verdict,
+            }
+        )
+    promotion = (
+        decisions.filter(pl.col("rule") == "promotion").to_dicts() if decisions.height else []
+    )
+    if promotion:
+        rows.append(
+            {
+                "checkpoint": checkpoint,
+                "suite": "(promotion)",
+                "n": "",
+                "score": "",
+                "95% CI": "",
+                "delta vs production [CI]": "",
+                "gate": promotion[0]["outcome"].upper(),
+            }
+        )
+    return rows
+
+
+def reasons(results: ResultsStore, checkpoint: str) -> list[str]:
+    decisions = latest_decisions(results, checkpoint)
+    if decisions.height == 0:
+        return []
+    lines = []
+    for row in decisions.sort(["rule", "suite"]).iter_rows(named=True):
+        if row["outcome"] in ("pass", "no_production", "is_production", "already_production"):
+            continue
+        where = "promotion" if row["rule"] == "promotion" else f"{row['suite']} {row['rule']}"
+        lines.append(f"{checkpoint} · {where}: {row['outcome']}: {row['reason']}")
+    return lines
+
+
+def format_table(rows: Sequence[dict[str, str]]) -> str:
+    if not rows:
+        return "(no results)"
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    line = "  ".join(c.ljust(widths[c]) for c in columns)
+    rule = "  ".join("-" * widths[c] for c in columns)
+    body = ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join([line, rule, *body])
+
+
+def render_report(results: ResultsStore, checkpoints: Sequence[str]) -> str:
+    rows = [row for name in checkpoints for row in checkpoint_rows(results, name)]
+    why = [line for name in checkpoints for line in reasons(results, name)]
+    text = format_table(rows)
+    if why:
+        text += "\n\nWhy:\n" + "\n".join(f"  - {line}" for line in why)
+    return text

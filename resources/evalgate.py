@@ -1,0 +1,105 @@
+"""Dagster resources: the evalgate home (registry, cache, results, production pointer), the model runner,
+and suite settings. Each is a thin ``ConfigurableResource`` over plain classes that know nothing of Dagster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from eval_assets.checkpoints import CheckpointManifest
+from eval_assets.datapkgs import data_dir
+from eval_assets.paths import HomeLayout, default_home
+from resources.checkpoint_registry import CheckpointRegistry
+from resources.prediction_cache import PredictionCache
+from resources.results_store import ProductionPointer, ResultsStore
+from resources.runners.base import CheckpointRef, ModelBackend
+
+
+class EvalgateHome(dg.ConfigurableResource):
+    """Where evalgate keeps state; ``home`` unset means ``$EVALGATE_HOME`` or ``~/.evalgate`` at run time."""
+
+    home: str | None = None
+
+    @property
+    def layout(self) -> HomeLayout:
+        return HomeLayout(Path(self.home).expanduser().resolve() if self.home else default_home())
+
+    def registry(self) -> CheckpointRegistry:
+        return CheckpointRegistry(self.layout.registry)
+
+    def prediction_cache(self) -> PredictionCache:
+        return PredictionCache(self.layout.tables / "prediction_cache")
+
+    def results(self) -> ResultsStore:
+        return ResultsStore(self.layout.tables)
+
+    def production(self) -> ProductionPointer:
+        return ProductionPointer(self.layout.production_pointer)
+
+
+class SuiteSettings(dg.ConfigurableResource):
+    """Which profile of each suite to run (``smoke`` or ``full``) and where the data packages are."""
+
+    profile: str = "smoke"
+    data_dir: str | None = None
+
+    def data_root(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve() if self.data_dir else data_dir()
+
+
+class ModelRunner(dg.ConfigurableResource):
+    """Opens a checkpoint on the backend its manifest names. The embedded default is transformers on CPU
+    (CUDA when present); vLLM and any OpenAI-compatible server are production backends, imported only when
+    chosen."""
+
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(default=8, gt=0)
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    vllm_gpu_memory_utilization: float = 0.85
+
+    def engine(self, manifest: CheckpointManifest) -> str:
+        """The engine id without loading the model (so a fully cached run loads nothing)."""
+        if manifest.backend == "transformers":
+            from resources.runners.transformers_backend import engine_id
+
+            return engine_id(self.device, self.dtype)
+        if manifest.backend == "vllm":
+            from resources.runners.vllm_backend import engine_id as vllm_engine_id
+
+            return vllm_engine_id(self.dtype)
+        return f"openai-compatible/{self.openai_base_url}/{self.openai_model or manifest.name}"
+
+    def open(self, manifest: CheckpointManifest, cache_dir: Path) -> ModelBackend:
+        ref = CheckpointRef(
+            name=manifest.name, path=Path(manifest.path), format=manifest.format, model_hash=manifest.model_hash
+        )
+        if manifest.backend == "transformers":
+            from resources.runners.transformers_backend import TransformersBackend
+
+            return TransformersBackend(
+                ref, cache_dir=cache_dir, device=self.device, dtype=self.dtype, batch_size=self.batch_size
+            )
+        if manifest.backend == "vllm":
+            from resources.runners.vllm_backend import VLLMBackend
+
+            return VLLMBackend(
+                ref, cache_dir=cache_dir, dtype=self.dtype, gpu_memory_utilization=self.vllm_gpu_memory_utilization
+            )
+        from resources.runners.openai_backend import OpenAICompatibleBackend
+
+        if not self.openai_base_url:
+            raise ValueError(
+                f"checkpoint {manifest.name} uses the openai backend: set ModelRunner.openai_base_url "
+                "(for example http://host:8000/v1 for `vllm serve`)"
+            )
+        return OpenAICompatibleBackend(
+            base_url=self.openai_base_url,
+            api_key=self.openai_api_key or "EMPTY",
+            model=self.openai_model or manifest.name,
+        )
