@@ -6,25 +6,17 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
 
 from eval_assets import stats
 from eval_assets.gate import Comparison, GatePolicy
 
 
-def paired_minimum_detectable_effect(n: int, discordant_rate: float, alpha: float, power: float) -> float:
-    """Smallest paired difference in accuracy that ``n`` items detect at ``alpha`` (two-sided) and ``power``,
-    under the normal approximation to McNemar's test (Connor 1987): ``d = (z_a*sqrt(psi) + z_b*sqrt(psi - d^2))
-    / sqrt(n)``, solved by fixed-point iteration. ``psi`` is the discordant rate, floored at 2/n so that two
-    identical checkpoints do not claim unlimited resolution."""
-    if n <= 0:
-        return math.inf
-    psi = min(1.0, max(discordant_rate, 2.0 / n))
-    z_a, z_b = norm.ppf(1 - alpha / 2), norm.ppf(power)
-    d = (z_a + z_b) * math.sqrt(psi / n)
-    for _ in range(50):
-        d = (z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - d * d, 0.0))) / math.sqrt(n)
-    return min(d, 1.0)
+def _minimum_detectable_effect(n: int, discordant: int, policy: GatePolicy) -> float:
+    """The difference ``n`` paired items detect at the policy's power (McNemar, continuity-corrected). The
+    observed discordance is floored at 2/n so that two near-identical checkpoints do not claim unlimited
+    resolution from a handful of items."""
+    discordance = min(1.0, max(discordant / n, 2.0 / n))
+    return stats.minimum_detectable_effect(n, discordance, alpha=1 - policy.confidence, power=policy.power)
 
 
 def compare(
@@ -78,7 +70,5 @@ def compare(
         regressions=test.c,
         mcnemar_p=test.p_value,
         mcnemar_method=test.method,
-        minimum_detectable_effect=paired_minimum_detectable_effect(
-            n, (test.b + test.c) / n, 1 - policy.confidence, policy.power
-        ),
+        minimum_detectable_effect=_minimum_detectable_effect(n, test.b + test.c, policy),
     )

@@ -160,11 +160,13 @@ def no_regression_vs_production(comparison: Comparison, policy: GatePolicy) -> R
         return RuleVerdict(
             outcome="pass", blocking=False, reason=f"no regression beyond {rule.margin:.1%}: {interval}", **common
         )
-    too_small = (
-        f"too few items to decide at a {rule.margin:.1%} margin: {interval}; "
-        f"{comparison.n} items can detect a difference of {comparison.minimum_detectable_effect:.1%} "
-        f"at {policy.power:.0%} power"
+    mde = comparison.minimum_detectable_effect
+    resolution = (
+        f"{comparison.n} items can detect a difference of {mde:.1%} at {policy.power:.0%} power"
+        if mde < 1.0
+        else f"{comparison.n} items cannot detect any difference at {policy.power:.0%} power"
     )
+    too_small = f"too few items to decide at a {rule.margin:.1%} margin: {interval}; {resolution}"
     return RuleVerdict(
         outcome="inconclusive", blocking=rule.inconclusive == "block", reason=too_small, **common
     )

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from eval_assets.suites.spec import SuiteSpecError, load_suite_spec, load_suite_specs, parse_suite_spec, suite_code_version
+
+VALID = """
+name: tiny
+version: 1
+description: d
+kind: likelihood
+loader: arc_easy
+metric: acc
+scorer_version: 1
+template: {version: 1}
+profiles: {smoke: {limit: 2}, full: {}}
+"""
+
+
+def test_builtin_suites_load() -> None:
+    specs = load_suite_specs()
+    assert set(specs) == {"arc_easy", "gsm8k", "mmlu"}
+    assert specs["gsm8k"].kind == "generation" and specs["gsm8k"].sampling is not None
+    assert specs["mmlu"].template.num_fewshot == 5
+
+
+def test_unknown_field_is_named_with_its_file() -> None:
+    with pytest.raises(SuiteSpecError) as info:
+        parse_suite_spec(VALID + "temprature: 0.5\n", "suites/tiny.yaml")
+    assert "suites/tiny.yaml" in str(info.value)
+    assert "temprature" in str(info.value)
+
+
+def test_wrong_type_names_the_nested_field() -> None:
+    with pytest.raises(SuiteSpecError, match=r"profiles\.smoke\.limit"):
+        parse_suite_spec(VALID.replace("limit: 2", "limit: -3"), "x.yaml")
+
+
+def test_generation_suite_needs_sampling() -> None:
+    text = VALID.replace("kind: likelihood", "kind: generation")
+    with pytest.raises(SuiteSpecError, match="sampling"):
+        parse_suite_spec(text, "x.yaml")
+
+
+def test_missing_profile_and_bad_yaml() -> None:
+    with pytest.raises(SuiteSpecError, match="smoke"):
+        parse_suite_spec(VALID.replace("smoke: {limit: 2}, ", ""), "x.yaml")
+    with pytest.raises(SuiteSpecError, match="not valid YAML"):
+        parse_suite_spec("name: [unclosed", "x.yaml")
+
+
+def test_file_name_must_match(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text(VALID)
+    with pytest.raises(SuiteSpecError, match="named 'other'"):
+        load_suite_spec(path)
+
+
+def test_code_version_tracks_template_changes() -> None:
+    spec = parse_suite_spec(VALID, "x")
+    bumped = parse_suite_spec(VALID.replace("template: {version: 1}", "template: {version: 2}"), "x")
+    assert suite_code_version(spec) != suite_code_version(bumped)
+    assert suite_code_version(spec) == suite_code_version(parse_suite_spec(VALID, "y"))
+
+
+def test_unknown_profile_is_a_clear_error() -> None:
+    with pytest.raises(SuiteSpecError, match="no profile 'medium'"):
+        parse_suite_spec(VALID, "x").profile("medium")
