@@ -4,7 +4,7 @@ Entry points:
 
 - :class:`LocalSandbox`: bubblewrap namespaces + setpriv to a per-worker uid + seccomp deny-list + rlimits.
 - :class:`ModalSandbox`: one Modal Sandbox per run, ``block_network=True``, hard CPU/memory limits.
-- :class:`SandboxPool`: parallel workers (default: one per CPU, each with its own uid) with ``run_many``.
+- :class:`SandboxPool`: parallel workers (default: two per CPU, each with its own uid) with ``run_many``.
 
 Every run returns an :class:`ExecutionResult` whose :class:`Status` is one of passed, failed, timeout, memory,
 killed, error. A machine that cannot isolate raises :class:`IsolationUnavailableError`; nothing ever runs

@@ -14,13 +14,17 @@ Why each rule:
 - machine state: hostname, clock, modules, reboot, swap, accounting, kexec, quotas, ``iopl``;
 - the network: ``socket``/``socketpair`` for any family but ``AF_UNIX`` (the net namespace has only loopback);
 - terminal injection: ``ioctl(TIOCSTI)`` and ``ioctl(TIOCLINUX)``;
-- ``personality`` except the read-only query (no turning off ASLR).
+- ``personality`` except the read-only query (no turning off ASLR);
+- memory that no process's address space or resident set accounts for: ``memfd_create``/``memfd_secret``
+  (RAM-backed files, up to the file-size limit per descriptor) and SysV ``shmget``/``msgget`` (segments and
+  queues outlive the process that filled them). POSIX shared memory still works, on the capped ``/dev/shm``.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
 import socket
 
@@ -80,6 +84,10 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "vhangup",
     "iopl",
     "ioperm",
+    "memfd_create",
+    "memfd_secret",
+    "shmget",
+    "msgget",
 )
 
 #: Every ``CLONE_NEW*`` flag: NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME.
@@ -97,6 +105,15 @@ CLONE_NAMESPACE_FLAGS: tuple[int, ...] = (
 _TIOCSTI = 0x5412
 _TIOCLINUX = 0x541C
 _PERSONALITY_QUERY = 0xFFFFFFFF
+
+
+#: Short fingerprint of the policy above, part of the sandbox version (and so of execution-cache keys):
+#: editing the deny-list re-runs cached executions without anyone having to remember a version bump.
+POLICY_FINGERPRINT = hashlib.sha256(
+    repr(
+        (DENIED_SYSCALLS, CLONE_NAMESPACE_FLAGS, _TIOCSTI, _TIOCLINUX, _PERSONALITY_QUERY, "AF_UNIX only")
+    ).encode()
+).hexdigest()[:8]
 
 
 class SeccompUnavailableError(RuntimeError):

@@ -36,6 +36,9 @@ class UidLease:
             os.close(self._fd)  # closing drops the flock
             self._fd = -1
 
+    def __del__(self) -> None:
+        self.release()
+
 
 _local_lock = threading.Lock()
 

@@ -52,7 +52,7 @@ from sandboxes._interface import (
     validate_relpath,
 )
 from sandboxes._proctree import tree_pss_bytes, tree_usage
-from sandboxes._seccomp import SeccompUnavailableError, filter_bpf
+from sandboxes._seccomp import POLICY_FINGERPRINT, SeccompUnavailableError, filter_bpf
 from sandboxes._status import classify_exit
 from sandboxes._uids import DEFAULT_LOCK_DIR, DEFAULT_UID_BASE, DEFAULT_UID_COUNT, UidLease, lease_uid
 
@@ -213,7 +213,7 @@ class LocalSandbox(Sandbox):
     def version(self) -> str:
         if not self._python_version:
             raise SandboxError("the sandbox version is known only after open()")
-        return f"{self.backend}/{RECIPE_VERSION}+python{self._python_version}"
+        return f"{self.backend}/{RECIPE_VERSION}-{POLICY_FINGERPRINT}+python{self._python_version}"
 
     @property
     def _label(self) -> str:
@@ -264,6 +264,8 @@ class LocalSandbox(Sandbox):
                     self._uid = self._lease.uid
                 self._gid = self._uid
             else:
+                if self._fixed_uid is not None:
+                    raise ValueError("a fixed worker uid needs privileged mode (root)")
                 self._uid, self._gid = os.getuid(), os.getgid()
             self._static_args = self._build_static_args()
             self._env = {
@@ -277,19 +279,22 @@ class LocalSandbox(Sandbox):
                 "PYTHONHASHSEED": "0",
                 "MALLOC_ARENA_MAX": "2",
             }
+            try:
+                self._self_test()
+            except BaseException:
+                self._release()
+                raise
             self._opened = True
-        try:
-            self._self_test()
-        except BaseException:
-            self.close()
-            raise
 
     def close(self) -> None:
         with self._lock:
-            if self._lease is not None:
-                self._lease.release()
-                self._lease = None
-            self._opened = False
+            self._release()
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        self._opened = False
 
     # -- command line ----------------------------------------------------------------------------------
 
@@ -314,6 +319,8 @@ class LocalSandbox(Sandbox):
             "--unshare-cgroup-try",
             "--hostname",
             "sandbox",
+            # SIGKILL for bwrap itself and for the sandbox's pid 1 when their parent dies: a killed supervisor
+            # leaves nothing running (tested).
             "--die-with-parent",
             "--new-session",
             # No bwrap reaper: our own pid 1 (below) keeps --die-with-parent's SIGKILL (a uid change would drop
@@ -461,7 +468,9 @@ class LocalSandbox(Sandbox):
         status_r, status_w = os.pipe()
         try:
             argv = self._command(limits, files, fds)
-            argv[1:1] = ["--json-status-fd", str(status_w)]
+            assert self._tools is not None
+            bwrap_at = argv.index(self._tools.bwrap) + 1
+            argv[bwrap_at:bwrap_at] = ["--json-status-fd", str(status_w)]
             stdin_fd = _memfd("evalgate-stdin", stdin)
             fds.append(stdin_fd)
             proc = subprocess.Popen(
@@ -570,6 +579,8 @@ class LocalSandbox(Sandbox):
                 proc.returncode = os.waitstatus_to_exitcode(wait_status)
                 proc.stdout.close()
                 proc.stderr.close()
+                if killed_at is not None or exited_at is None:
+                    self._await_teardown(status_buf)
         wall = time.monotonic() - start
         cpu = max(peak_cpu, rusage.ru_utime + rusage.ru_stime)
         base = ExecutionResult(
@@ -592,6 +603,33 @@ class LocalSandbox(Sandbox):
             return replace(base, exit_code=code, detail="sandbox setup failed: " + base.stderr[-2000:])
         status, detail = classify_exit(code, cpu, limits, base.stderr)
         return replace(base, status=status, exit_code=code, detail=detail)
+
+    def _await_teardown(self, status: bytes | bytearray) -> None:
+        """After a kill, return only once the sandbox's processes are gone: its pid 1 is a zombie or reaped
+        (the kernel reaps the rest of the namespace before pid 1 finishes exiting). As root, also SIGKILL any
+        process still running under the worker's uid, which belongs to this worker alone."""
+        match = _CHILD_PID.search(status)
+        deadline = time.monotonic() + 5.0
+        if match is not None:
+            stat_path = f"/proc/{int(match.group(1))}/stat"
+            while time.monotonic() < deadline:
+                try:
+                    with open(stat_path, encoding="ascii", errors="replace") as handle:
+                        state = handle.read().rsplit(")", 1)[1].split()[0]
+                except (OSError, IndexError):
+                    break
+                if state in {"Z", "X"}:
+                    break
+                time.sleep(0.005)
+        if self._privileged:
+            while time.monotonic() < deadline:
+                survivors = _live_pids_of_uid(self._uid)
+                if not survivors:
+                    break
+                for pid in survivors:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.005)
 
     def _result(self, status: Status, code: int | None, *, detail: str, start: float) -> ExecutionResult:
         return ExecutionResult(
@@ -651,6 +689,24 @@ class LocalSandbox(Sandbox):
                 "sandbox self-test failed, refusing to run: " + "; ".join(problems)
             )
         self._python_version = str(report["python"])
+
+
+def _live_pids_of_uid(uid: int) -> list[int]:
+    """Processes (not zombies) whose real uid is ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1 -1").split()[0]) == uid and not fields.get(
+            "State", ""
+        ).strip().startswith(("Z", "X")):
+            found.append(int(entry.name))
+    return found
 
 
 _CHILD_PID = re.compile(rb'"child-pid"\s*:\s*(\d+)')

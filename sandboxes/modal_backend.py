@@ -146,7 +146,9 @@ class ModalSandbox(Sandbox):
             )
             sb.filesystem.make_directory("/evalgate", create_parents=True)
             sb.filesystem.write_text(_LAUNCHER, _LAUNCHER_PATH)
-            directories = {WORKDIR} | {f"{WORKDIR}/{name.rsplit('/', 1)[0]}" for name in payload if "/" in name}
+            directories = {WORKDIR} | {
+                f"{WORKDIR}/{name.rsplit('/', 1)[0]}" for name in payload if "/" in name
+            }
             for directory in sorted(directories):
                 sb.filesystem.make_directory(directory, create_parents=True)
             for name, data in payload.items():

@@ -12,7 +12,7 @@ Entry points, in the order the assets use them (``predictions/<suite>`` → ``co
     problems = suite.load(None)                      # list[CodeProblem]; None = $EVALGATE_DATA_DIR
     # problem.prompt goes to the model; n samples per problem at the spec's temperature come back as:
     samples = [CodeSample(task_id, completion, sample_index), ...]
-    with SandboxPool() as pool:                      # local bwrap workers, one per CPU, each its own uid
+    with SandboxPool() as pool:                      # local bwrap workers, two per CPU, each its own uid
         executions = execute_samples(problems, samples, pool, SqliteExecutionStore(path), suite.limits)
     rows = [e.to_row() for e in executions]          # code_executions/<suite> table rows
     counts = pass_counts(executions)                 # task_id -> (n, c)

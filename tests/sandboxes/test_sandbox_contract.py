@@ -174,6 +174,13 @@ COMPATIBILITY = {
         "        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]\n"
         "    print('ok')\n"
     ),
+    "shared_memory": (
+        "from multiprocessing import Queue, shared_memory\n"
+        "block = shared_memory.SharedMemory(create=True, size=1 << 20)\n"
+        "block.buf[0] = 7\nassert block.buf[0] == 7\nblock.close()\nblock.unlink()\n"
+        "queue = Queue()\nqueue.put('x')\nassert queue.get(timeout=5) == 'x'\n"
+        "print('ok')\n"
+    ),
     "tempfile": (
         "import os, tempfile\n"
         "with tempfile.TemporaryDirectory() as d:\n"

@@ -241,6 +241,25 @@ time.sleep(30)
     assert result.wall_seconds < 20
 
 
+def test_memory_outside_any_address_space_is_denied(sandbox: LocalSandbox) -> None:
+    """RAM-backed files and SysV segments would escape RLIMIT_AS and the resident-set supervisor."""
+    program = """
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+out = {}
+try:
+    os.memfd_create("hoard")
+    out["memfd"] = "allowed"
+except OSError as exc:
+    out["memfd"] = exc.errno
+out["shmget"] = [libc.shmget(0, 1 << 28, 0o1600), ctypes.get_errno()]
+out["msgget"] = [libc.msgget(0, 0o1600), ctypes.get_errno()]
+print(json.dumps(out))
+"""
+    _, report = run_json(sandbox, program)
+    assert report == {"memfd": 1, "shmget": [-1, 1], "msgget": [-1, 1]}
+
+
 def test_infinite_loop_is_stopped_by_cpu_time(sandbox: LocalSandbox) -> None:
     result = sandbox.run("while True:\n    pass", limits=Limits(cpu_seconds=1, wall_seconds=20))
     assert result.status is Status.TIMEOUT
@@ -423,3 +442,36 @@ def test_self_test_refuses_when_a_layer_is_missing(monkeypatch: pytest.MonkeyPat
         box.open()
     with pytest.raises(IsolationUnavailableError):
         box.run("print('must not run')")
+
+
+def test_killed_supervisor_leaves_nothing_running() -> None:
+    token = "evalgate-orphan-" + secrets.token_hex(8)
+    # The token reaches the supervisor through its environment, so only the sandboxed daemon's argv holds it.
+    supervisor = """
+import os
+from sandboxes import Limits, LocalSandbox
+program = "import subprocess, sys, time\\n"
+program += f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', {os.environ['TOKEN']!r}])\\n"
+program += "time.sleep(120)\\n"
+with LocalSandbox() as box:
+    print("running", flush=True)
+    box.run(program, limits=Limits(cpu_seconds=5, wall_seconds=120))
+"""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", supervisor], cwd=repo, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+        deadline = time.monotonic() + 20
+        while not processes_with_token(token):
+            assert time.monotonic() < deadline, "the sandboxed daemon never started"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while processes_with_token(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_token(token) == []
