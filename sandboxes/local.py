@@ -71,6 +71,11 @@ _USERNS_HINT = (
     "Ubuntu 24.04+: an AppArmor profile for bwrap or `sysctl kernel.apparmor_restrict_unprivileged_userns=0`; "
     "in Docker: `--security-opt seccomp=unconfined --security-opt apparmor=unconfined` or `--privileged`)."
 )
+_CONTAINER_HINT = (
+    "As root, bwrap creates namespaces directly; inside a container that needs CAP_SYS_ADMIN and no seccomp or "
+    "AppArmor profile blocking mount/unshare (Docker: `--privileged`, or `--cap-add SYS_ADMIN --security-opt "
+    "seccomp=unconfined --security-opt apparmor=unconfined`)."
+)
 #: How long after the start the supervisor first samples the tree, and how often after that.
 _WATCH_START_S = 0.05
 _WATCH_EVERY_S = 0.1
@@ -647,7 +652,7 @@ class LocalSandbox(Sandbox):
         probe_limits = Limits(cpu_seconds=10, wall_seconds=30, max_processes=8)
         result = self._execute({MAIN_FILE: _PROBE.encode()}, probe_limits, b"")
         if result.status is not Status.PASSED:
-            hint = _USERNS_HINT if not self._privileged else _INSTALL_HINT
+            hint = _USERNS_HINT if not self._privileged else _CONTAINER_HINT
             raise IsolationUnavailableError(
                 f"the sandbox could not start ({result.status}: {result.detail or result.stderr[-1000:]}). {hint}"
             )

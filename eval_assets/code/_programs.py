@@ -28,13 +28,13 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def extract_code(text: str) -> str:
+def extract_code(text: str, context: str = "") -> str:
     """The code of a completion.
 
     - Complete fenced blocks: the first one tagged as Python (or untagged), else the first block.
-    - A lone fence line: if what precedes it is Python, it closes a fence the prompt opened (MBPP's prompt ends
-      in ```` ```python ````), so keep what precedes it; otherwise it opens a block that was never closed (a
-      truncated answer after some prose), so keep what follows it.
+    - A lone fence line: if what precedes it is Python (after ``context``, the prompt it continues), it closes
+      a fence the prompt opened (MBPP's prompt ends in ```` ```python ````), so keep what precedes it; otherwise
+      it opens a block that was never closed (a truncated answer after some prose), so keep what follows it.
     - No fence: the text as is.
     """
     blocks = _FENCED.findall(text)
@@ -47,7 +47,7 @@ def extract_code(text: str) -> str:
     if fence is None:
         return text
     before, after = text[: fence.start()], text[fence.end() :]
-    return before if before.strip() and _parses(before) else after.lstrip("\n")
+    return before if before.strip() and _parses(context + before) else after.lstrip("\n")
 
 
 def _parses(text: str) -> bool:
@@ -100,7 +100,7 @@ def assemble_program(problem: CodeProblem, completion: str) -> CodeProgram:
     HumanEval: ``prompt + code`` (a completion that restates the whole function also works: the prompt's
     stub is then redefined). MBPP: the completion's code alone.
     """
-    code = extract_code(completion)
+    code = extract_code(completion, context=problem.prompt if problem.suite == "humaneval" else "")
     if problem.suite == "humaneval":
         program = problem.prompt + code
     elif problem.suite == "mbpp":

@@ -122,6 +122,12 @@ def test_extract_code(text: str, code: str) -> None:
     assert extract_code(text) == code
 
 
+def test_extract_code_continuing_a_prompt() -> None:
+    prompt = 'def f(x):\n    """Identity."""\n'
+    assert extract_code("    return x\n```\nThat was easy.", context=prompt) == "    return x\n"
+    assert assemble_program(_problem(), "    return a + b\n```\nDone.").program.endswith("return a + b\n")
+
+
 def _problem(suite: str = "humaneval") -> CodeProblem:
     return CodeProblem(
         suite=suite,
