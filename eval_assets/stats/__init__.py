@@ -9,7 +9,9 @@ Which interval for which number:
 
 * accuracy (0/1 per item): :func:`wilson_interval` on the counts, or :func:`bootstrap_mean_ci`;
 * real-valued scores: :func:`bootstrap_mean_ci`;
-* candidate vs production on shared items: :func:`paired_bootstrap_diff` and :func:`mcnemar`;
+* candidate vs production on shared items: :func:`paired_proportion_difference_interval` (0/1 outcomes; stays
+  informative with few or no discordant items, where the bootstrap collapses to [0, 0]),
+  :func:`paired_bootstrap_diff` (real-valued scores, or clustered items) and :func:`mcnemar`;
 * judge win-rate (both orders per prompt): :func:`cluster_bootstrap_mean` or
   :func:`clustered_wilson_interval`, clustered by prompt;
 * pass@k: :func:`pass_at_k_interval`; judge validity: :func:`cohens_kappa`;
@@ -21,6 +23,11 @@ from ._agreement import cohens_kappa, fleiss_kappa, ratings_to_table
 from ._bootstrap import BootstrapMethod, bootstrap_mean_ci, cluster_bootstrap_mean, paired_bootstrap_diff
 from ._mcnemar import mcnemar, mcnemar_from_counts
 from ._multiple import holm
+from ._paired_proportions import (
+    PairedProportionMethod,
+    paired_proportion_difference_interval,
+    paired_proportion_difference_interval_from_counts,
+)
 from ._passk import pass_at_k, pass_at_k_interval, pass_at_k_per_problem
 from ._power import minimum_detectable_effect, paired_power, paired_sample_size
 from ._proportions import (
@@ -38,6 +45,7 @@ __all__ = [
     "Interval",
     "KappaResult",
     "McNemarResult",
+    "PairedProportionMethod",
     "bootstrap_mean_ci",
     "clopper_pearson_interval",
     "cluster_bootstrap_mean",
@@ -50,6 +58,8 @@ __all__ = [
     "minimum_detectable_effect",
     "paired_bootstrap_diff",
     "paired_power",
+    "paired_proportion_difference_interval",
+    "paired_proportion_difference_interval_from_counts",
     "paired_sample_size",
     "pass_at_k",
     "pass_at_k_interval",

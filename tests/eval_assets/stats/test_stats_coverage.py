@@ -11,6 +11,12 @@ Claims made here, and in the docstrings they back:
 * Clopper-Pearson: never below 95% (checked exactly on a grid).
 * Paired difference (binary outcomes, n = 500, 30% discordant): 95 ± 1.5%. At n = 30 (20% discordant) it
   under-covers: about 89%.
+* Paired difference, Newcombe's hybrid score interval (0/1 outcomes): 95 ± 1.5% in simulation at n = 200 with
+  20% and 30% discordant items. At n = 10, 20, 30, computed exactly over a grid of cell probabilities: average
+  95.4-95.5%; with at most half the items discordant, average 96-97% and minimum >= 92.9% (n = 10), >= 94%
+  (n = 20, 30); overall minimum 87.7% (n = 10), 90.9% (n = 20), 93.8% (n = 30), at points where nearly every
+  item is discordant. On the bootstrap's small design (30 items, 20% discordant) it covers 95.5%, not 89%.
+  Wald on the same grid: average 88-93%, minima 46-84%.
 * Clustered win-rate (200 prompts, both judge orders, ties): cluster bootstrap and clustered Wilson 95 ± 1.5%;
   the item-level bootstrap on the same data under-covers (it ignores the correlation of the two orders).
 
@@ -20,11 +26,13 @@ Each simulation uses a fixed seed; intervals use 2,000 resamples. Monte Carlo sd
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from scipy import stats as sps
+from scipy.special import gammaln
 
 from eval_assets import stats
 from eval_assets.stats import Interval
@@ -143,6 +151,98 @@ def test_paired_difference_under_covers_at_small_n() -> None:
     """Stated behaviour: 30 items with 20% discordant (about 6 informative items) — about 89% (BCa)."""
     coverage = _paired_coverage(30, 0.12, 0.08, "bca", n_sets=2_000, seed=201)
     assert 0.85 <= coverage < LOW, coverage
+
+
+# --- paired difference, Newcombe hybrid score ----------------------------------------------------------------
+# The interval depends only on the table (a, b, c, d): simulate tables (one vectorised multinomial draw), or
+# enumerate every table of n items and sum the multinomial probabilities of those whose interval covers.
+
+
+def _newcombe_table(tables: np.ndarray, method: str = "newcombe") -> np.ndarray:
+    """(low, high) for each row (a, b, c, d) of ``tables``."""
+    make = stats.paired_proportion_difference_interval_from_counts
+    return np.array([[iv.low, iv.high] for iv in (make(*map(int, t), method=method) for t in tables)])  # type: ignore[arg-type]
+
+
+def _newcombe_simulated_coverage(n: int, p10: float, p01: float, n_sets: int, seed: int) -> float:
+    """Same design as :func:`_paired_coverage`: concordant items are both right with probability 0.6."""
+    rng = np.random.default_rng(seed)
+    concordant = 1.0 - p10 - p01
+    tables = rng.multinomial(n, [0.6 * concordant, p10, p01, 0.4 * concordant], size=n_sets)
+    distinct, which = np.unique(tables, axis=0, return_inverse=True)
+    limits = _newcombe_table(distinct)[which.ravel()]
+    truth = p10 - p01
+    return float(np.mean((limits[:, 0] <= truth) & (truth <= limits[:, 1])))
+
+
+def _all_paired_tables(n: int) -> np.ndarray:
+    a, b, c = np.meshgrid(*(np.arange(n + 1),) * 3, indexing="ij")
+    keep = a + b + c <= n
+    return np.column_stack([a[keep], b[keep], c[keep], n - a[keep] - b[keep] - c[keep]])
+
+
+@functools.cache
+def _all_paired_limits(n: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    tables = _all_paired_tables(n)
+    return tables, _newcombe_table(tables, method)
+
+
+def _exact_paired_coverage(n: int, probabilities: np.ndarray, method: str = "newcombe") -> np.ndarray:
+    """Exact coverage at each row (p11, p10, p01, p00) of ``probabilities`` (all > 0)."""
+    tables, limits = _all_paired_limits(n, method)
+    log_pmf = gammaln(n + 1) - gammaln(tables + 1).sum(axis=1)[:, None] + tables @ np.log(probabilities).T
+    truth = probabilities[:, 1] - probabilities[:, 2]
+    covers = (limits[:, [0]] <= truth) & (truth <= limits[:, [1]])
+    return np.asarray((np.exp(log_pmf) * covers).sum(axis=0))
+
+
+def _probability_grid() -> np.ndarray:
+    """(p11, p10, p01, p00) on a 0.04 grid, every cell at least 0.01: 2,600 points."""
+    grid = np.arange(0.02, 1.0, 0.04)
+    return np.array(
+        [
+            (p11, p10, p01, 1 - p11 - p10 - p01)
+            for p11 in grid
+            for p10 in grid
+            for p01 in grid
+            if p11 + p10 + p01 <= 0.99
+        ]
+    )
+
+
+@pytest.mark.parametrize(("p10", "p01"), [(0.12, 0.08), (0.17, 0.13)])
+def test_newcombe_paired_difference_coverage(p10: float, p01: float) -> None:
+    coverage = _newcombe_simulated_coverage(200, p10, p01, n_sets=4_000, seed=400)
+    assert LOW <= coverage <= HIGH, coverage
+
+
+@pytest.mark.parametrize(
+    ("n", "overall_min", "moderate_min"), [(10, 0.87, 0.925), (20, 0.90, 0.94), (30, 0.93, 0.94)]
+)
+def test_newcombe_paired_difference_exact_coverage_at_small_n(
+    n: int, overall_min: float, moderate_min: float
+) -> None:
+    """Stated behaviour at 10-30 items: nominal on average, mildly conservative unless most items are discordant."""
+    grid = _probability_grid()
+    coverage = _exact_paired_coverage(n, grid)
+    moderate = (
+        grid[:, 1] + grid[:, 2] <= 0.5
+    )  # at most half the items discordant: the usual case for checkpoints
+    assert 0.95 <= coverage.mean() <= 0.96, coverage.mean()
+    assert coverage.min() >= overall_min, coverage.min()
+    assert coverage[moderate].min() >= moderate_min and coverage[moderate].mean() >= 0.955
+    worst = grid[coverage.argmin()]
+    assert worst[1] + worst[2] >= 0.8, worst  # the dips are where nearly every item is discordant
+    wald = _exact_paired_coverage(n, grid, method="wald")
+    assert wald.mean() < 0.935 and wald.min() < 0.85, (wald.mean(), wald.min())
+
+
+def test_newcombe_covers_where_the_bootstrap_under_covers() -> None:
+    """The small-n design of test_paired_difference_under_covers_at_small_n: 30 items, 20% discordant."""
+    exact = _exact_paired_coverage(30, np.array([[0.48, 0.12, 0.08, 0.32]]))[0]
+    assert exact == pytest.approx(0.9555, abs=0.001) and exact >= 0.95
+    few_discordant = _exact_paired_coverage(10, np.array([[0.05, 0.02, 0.02, 0.91], [0.3, 0.05, 0.05, 0.6]]))
+    assert np.all(few_discordant >= 0.99)  # conservative when almost every item is concordant
 
 
 # --- clustered win-rate --------------------------------------------------------------------------------------
