@@ -16,9 +16,12 @@ Each run is a fresh sandbox:
 - rlimits via ``prlimit``: address space, CPU seconds, processes (threads count), file size, open files, no
   core dumps; the program runs at a lower scheduling priority (``nice``) so the host stays responsive;
 - environment: cleared and replaced by a fixed minimal one (``PYTHONHASHSEED=0`` for reproducible runs);
+- process lifetime: pid 1 of the sandbox is a trusted ``sh`` that waits for the program and exits with its
+  status; when pid 1 exits, the kernel kills every process left in the pid namespace, setsid daemons
+  included. bwrap and pid 1 carry ``--die-with-parent``, so a killed supervisor leaves nothing behind;
 - supervision from outside: a wall-clock backstop and the CPU/memory totals of the whole tree; at any limit
-  the bwrap process group is SIGKILLed, bwrap's pid-1 dies with it (``--die-with-parent``) and the kernel
-  kills every process left in the pid namespace, setsid daemons included.
+  pid 1 and bwrap are SIGKILLed and ``run`` returns only once the namespace is gone (as root, any process
+  still under the worker's uid is killed too).
 
 If bwrap, setpriv, prlimit or libseccomp is missing, or the self-test at :meth:`LocalSandbox.open` shows that
 any layer did not take effect, :class:`IsolationUnavailableError` is raised. There is no unisolated fallback.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +46,8 @@ with box:
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', TOKEN], start_new_session=True)\n"
     ).replace("TOKEN", repr(sys.argv[1]))
     out["daemon"] = box.run(daemon).status.value
+    sleeper = daemon.replace(repr(sys.argv[1]), repr(sys.argv[2])) + "import time\ntime.sleep(60)\n"
+    out["timeout_daemon"] = box.run(sleeper, limits=Limits(cpu_seconds=2, wall_seconds=1.5)).status.value
 print(json.dumps(out))
 """
 
@@ -77,6 +78,7 @@ def test_unprivileged_caller_gets_the_same_isolation() -> None:
         if not os.stat(path).st_mode & 0o004:
             pytest.skip(f"{path} is not world-readable, so an unprivileged user cannot import it")
     token = "evalgate-unpriv-" + secrets.token_hex(6)
+    token2 = "evalgate-unpriv-" + secrets.token_hex(6)
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{REPO}:{seccomp_dir}",
@@ -84,7 +86,7 @@ def test_unprivileged_caller_gets_the_same_isolation() -> None:
         "LANG": "C.UTF-8",
     }
     proc = subprocess.run(
-        [python, "-s", "-c", CHILD, token],
+        [python, "-s", "-c", CHILD, token, token2],
         capture_output=True,
         text=True,
         env=env,
@@ -107,9 +109,19 @@ def test_unprivileged_caller_gets_the_same_isolation() -> None:
     assert report["userns"] == "-1 1"
     assert 0 < int(report["forks"]) <= 8
     assert report["daemon"] == "passed"
-    leftover = (
-        subprocess.run(["pgrep", "-f", token], capture_output=True, text=True)
-        if shutil.which("pgrep")
-        else None
-    )
-    assert leftover is None or leftover.stdout.strip() == ""
+    assert report["timeout_daemon"] == "timeout"
+    for marker in (token, token2):
+        assert _processes_with(marker) == [], marker
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if marker.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
