@@ -1,0 +1,312 @@
+"""The OpenAI-compatible backend against a real local HTTP server speaking the completions wire protocol,
+which answers from the real SmolLM2-135M weights; its numbers are checked against the transformers backend
+(lm-eval's HFLM) on the same checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from eval_assets.datapkgs import SMOLLM2_GGUF, DataPackageError, data_file
+from eval_assets.hashing import model_hash
+from resources.runners.base import CheckpointRef, SamplingParams
+from resources.runners.openai_backend import (
+    EchoedPrompt,
+    OpenAIBackendError,
+    OpenAICompatibleBackend,
+    RetryPolicy,
+    completion_kwargs,
+    continuation_start_by_offset,
+    loglikelihood_from_echo,
+    split_trailing_whitespace,
+)
+
+#: Holds the converted (safetensors) copy of the GGUF checkpoint, made once by ``ensure_loadable_dir``.
+MODEL_CACHE = Path("/tmp/evalgate-cache")
+SERVED = "smollm2-135m-test"
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05)
+
+REQUESTS = [
+    ("Question: What is the capital of France?\nAnswer:", " Paris"),
+    ("Question: What is the capital of France?\nAnswer:", " London"),
+    ("1, 2, 3, 4, 5,", " 6, 7"),
+    ("The quick brown fox jumps over the lazy ", "dog"),  # trailing space moves to the continuation
+    ("Water boils at a temperature of", " 100 degrees Celsius at sea level."),
+    ("Zürich und München sind", " Städte in Europa"),
+    # Byte-level tokens of 東京 decode to U+FFFD, so offsets drift: the context-count fallback.
+    ("In Japanese, Tokyo is written 東京 and", " it is the capital"),
+]
+
+
+def _load_wire_server_module() -> ModuleType:
+    # Loaded by path: it sits beside this file, which is not a package, under either pytest import mode.
+    path = Path(__file__).with_name("openai_wire_server.py")
+    spec = importlib.util.spec_from_file_location("evalgate_tests_openai_wire_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    from resources.runners.transformers_backend import ensure_loadable_dir
+
+    try:
+        gguf = data_file(SMOLLM2_GGUF)
+    except DataPackageError as exc:
+        pytest.skip(f"SmolLM2 GGUF not available ({exc}); set EVALGATE_DATA_DIR to the data packages")
+    ref = CheckpointRef(name="smollm2", path=gguf, format="gguf", model_hash=model_hash(gguf))
+    return ensure_loadable_dir(ref, MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def reference(smollm2_dir: Path) -> Iterator[Any]:
+    """The transformers backend on CPU in fp32: the numbers the served model must reproduce."""
+    from resources.runners.transformers_backend import TransformersBackend
+
+    ref = CheckpointRef(name="smollm2", path=smollm2_dir, format="hf", model_hash="sha256:test")
+    backend = TransformersBackend(ref, cache_dir=MODEL_CACHE, device="cpu", dtype="float32", batch_size=4)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def wire(reference: Any, smollm2_dir: Path) -> Iterator[Any]:
+    from transformers import AutoTokenizer
+
+    module = _load_wire_server_module()
+    # Same weights, its own tokenizer instance and an unbatched forward pass: an independent code path.
+    server = module.WireServer(reference.model, AutoTokenizer.from_pretrained(str(smollm2_dir)), SERVED)
+    with server.running():
+        yield server
+
+
+@pytest.fixture
+def server(wire: Any) -> Any:
+    wire.reset()
+    return wire
+
+
+def _backend(server: Any, **kwargs: Any) -> OpenAICompatibleBackend:
+    kwargs.setdefault("retry", FAST_RETRY)
+    return OpenAICompatibleBackend(server.base_url, "EMPTY", SERVED, **kwargs)
+
+
+# -- against the real model ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_loglikelihood_equals_transformers_backend(server: Any, reference: Any) -> None:
+    expected = reference.loglikelihood(REQUESTS)
+    seen: list[tuple[int, int]] = []
+    backend = _backend(server, prompts_per_request=2, max_concurrency=2)
+    got = backend.loglikelihood(REQUESTS, progress=lambda done, total: seen.append((done, total)))
+    for (context, continuation), want, have in zip(REQUESTS, expected, got, strict=True):
+        assert have.logprob == pytest.approx(want.logprob, abs=1e-3), (context, continuation)
+        assert have.is_greedy == want.is_greedy, (context, continuation)
+    assert {r.is_greedy for r in expected} == {True, False}, (
+        "the requests should exercise both greedy outcomes"
+    )
+    assert seen[-1] == (len(REQUESTS), len(REQUESTS))
+    bodies = [b for b in server.requests if b.get("echo")]
+    assert all(b["max_tokens"] == 0 and b["logprobs"] == 1 for b in bodies)
+    assert sorted(len(b["prompt"]) for b in bodies) == [1, 1, 2, 2, 2], (
+        "batches of 2, 2, 2 and 1, plus 1 context alone"
+    )
+
+
+@pytest.mark.slow
+def test_greedy_generation_equals_transformers_backend(server: Any, reference: Any) -> None:
+    prompts = ["The three primary colors are", "def fibonacci(n):\n    "]
+    params = SamplingParams(temperature=0.0, max_new_tokens=12)
+    expected = reference.generate(prompts, params)
+    got = _backend(server).generate(prompts, params)
+    assert got == expected
+    assert all(text.strip() for text in got)
+
+
+@pytest.mark.slow
+def test_stop_sequences_truncate(server: Any) -> None:
+    prompt = "List the days of the week: Monday, Tuesday,"
+    backend = _backend(server)
+    full = backend.generate([prompt], SamplingParams(max_new_tokens=12))[0]
+    stop = full.split()[1]  # a word the unstopped output contains, past its first
+    stopped = backend.generate([prompt], SamplingParams(max_new_tokens=12, stop=(stop, "\n\n\n")))[0]
+    assert stopped == full[: full.index(stop)]
+    assert server.requests[-1]["stop"] == [stop, "\n\n\n"]
+
+
+@pytest.mark.slow
+def test_prompts_are_batched_and_returned_in_order(server: Any) -> None:
+    prompts = ["One", "Two", "Three", "Four", "Five"]
+    params = SamplingParams(max_new_tokens=3)
+    singly = [_backend(server).generate([p], params)[0] for p in prompts]
+    server.reset()
+    batched = _backend(server, prompts_per_request=2, max_concurrency=3).generate(prompts, params)
+    assert batched == singly
+    assert sorted(len(b["prompt"]) for b in server.requests) == [1, 2, 2]
+
+
+@pytest.mark.slow
+def test_render_chat_uses_the_served_models_template(server: Any, reference: Any, smollm2_dir: Path) -> None:
+    messages = [("user", "What is 2+2?")]
+    backend = _backend(server, tokenizer=str(smollm2_dir))
+    assert backend.render_chat(messages) == reference.render_chat(messages)
+
+
+# -- errors and retries (the server answers the scripted statuses) -------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("status", [503, 500, 429])
+def test_transient_errors_are_retried(server: Any, status: int) -> None:
+    server.fail_next(status)
+    assert _backend(server).generate(["Hello"], SamplingParams(max_new_tokens=2))[0] is not None
+    assert len(server.requests) == 2
+
+
+@pytest.mark.slow
+def test_transient_errors_give_up_at_the_cap(server: Any) -> None:
+    server.fail_next(503, 503, 503)
+    with pytest.raises(OpenAIBackendError, match="gave up after 3 attempts") as raised:
+        _backend(server).generate(["Hello"], SamplingParams(max_new_tokens=2))
+    assert raised.value.status_code == 503
+    assert len(server.requests) == 3
+
+
+@pytest.mark.slow
+def test_bad_request_raises_at_once_with_its_location(server: Any) -> None:
+    server.fail_next(400)
+    with pytest.raises(OpenAIBackendError) as raised:
+        _backend(server).generate(["a", "b"], SamplingParams(max_new_tokens=2))
+    message = str(raised.value)
+    assert "HTTP 400" in message and "scripted failure 400" in message
+    assert (
+        f"{server.base_url}/completions" in message and SERVED in message and "prompts 0..1 of 2" in message
+    )
+    assert raised.value.status_code == 400
+    assert len(server.requests) == 1, "a 400 is not retried"
+
+
+@pytest.mark.slow
+def test_unknown_model_is_not_retried(server: Any) -> None:
+    backend = OpenAICompatibleBackend(server.base_url, "EMPTY", "no-such-model", retry=FAST_RETRY)
+    with pytest.raises(OpenAIBackendError, match=r"HTTP 404.*does not exist"):
+        backend.loglikelihood([("a", " b")])
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_is_retried_then_raises() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAICompatibleBackend(f"http://127.0.0.1:{port}/v1", "EMPTY", SERVED, retry=FAST_RETRY)
+    with pytest.raises(OpenAIBackendError, match=r"gave up after 3 attempts: APIConnectionError"):
+        backend.generate(["x"], SamplingParams(max_new_tokens=1))
+
+
+def test_empty_context_is_refused() -> None:
+    backend = OpenAICompatibleBackend("http://127.0.0.1:9/v1", "EMPTY", SERVED)
+    with pytest.raises(ValueError, match=r"empty \(or blank\) context"):
+        backend.loglikelihood([("", "text")])
+
+
+def test_render_chat_without_a_tokenizer_says_what_to_pass(tmp_path: Path) -> None:
+    backend = OpenAICompatibleBackend(
+        "http://127.0.0.1:9/v1", "EMPTY", SERVED, tokenizer=str(tmp_path / "none")
+    )
+    with pytest.raises(OpenAIBackendError, match="Pass tokenizer="):
+        backend.render_chat([("user", "hi")])
+
+
+# -- pure helpers ------------------------------------------------------------------------------------------
+
+
+def _echo(
+    tokens: list[str], logprobs: list[float | None], tops: list[dict[str, float] | None]
+) -> EchoedPrompt:
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    return EchoedPrompt(tokens=tokens, token_logprobs=logprobs, top_logprobs=tops, text_offset=offsets)
+
+
+def test_boundary_by_offset_handles_a_bos_prefix_and_refuses_straddling_or_drifting_tokens() -> None:
+    plain = _echo(["Answer", ":", " Paris"], [None, -1.0, -2.0], [None, {":": -1.0}, {" Paris": -2.0}])
+    assert continuation_start_by_offset(plain, "Answer: Paris", len("Answer:")) == 2
+    with_bos = _echo(["<s>", "Answer", ":", " Paris"], [None, -3.0, -1.0, -2.0], [None] * 4)
+    assert continuation_start_by_offset(with_bos, "Answer: Paris", len("Answer:")) == 3
+    straddling = _echo(["foob", "ar"], [None, -1.0], [None, None])
+    assert continuation_start_by_offset(straddling, "foobar", 3) is None
+    drifting = _echo(["Z", "\ufffd", "\ufffd", "rich", " is"], [None] * 5, [None] * 5)
+    assert continuation_start_by_offset(drifting, "Zürich is", len("Zürich")) is None
+
+
+def test_loglikelihood_from_echo_sums_the_continuation_and_checks_greedy() -> None:
+    echo = _echo(
+        ["Answer", ":", " Par", "is"],
+        [None, -1.0, -2.0, -0.5],
+        [None, {":": -1.0}, {" Par": -2.0, " Lon": -1.5}, {"is": -0.5}],
+    )
+    result = loglikelihood_from_echo(echo, 2, "here")
+    assert result.logprob == pytest.approx(-2.5)
+    assert result.is_greedy is False
+    assert loglikelihood_from_echo(echo, 3, "here").is_greedy is True
+    with pytest.raises(OpenAIBackendError, match="encodes to no tokens"):
+        loglikelihood_from_echo(echo, 4, "here")
+
+
+def test_echo_from_wire_explains_a_server_without_prompt_logprobs() -> None:
+    with pytest.raises(OpenAIBackendError, match="returned no logprobs"):
+        EchoedPrompt.from_wire(None, "here")
+    with pytest.raises(OpenAIBackendError, match="lack top_logprobs"):
+        EchoedPrompt.from_wire({"tokens": ["a"], "token_logprobs": [None], "text_offset": [0]}, "here")
+
+
+def test_trailing_whitespace_moves_to_the_continuation() -> None:
+    assert split_trailing_whitespace("lazy \n ", "dog") == ("lazy", " \n dog")
+    assert split_trailing_whitespace("Answer:", " B") == ("Answer:", " B")
+
+
+def test_completion_kwargs_map_sampling_params() -> None:
+    greedy = completion_kwargs(SamplingParams(temperature=0.0, top_p=0.9, max_new_tokens=7, seed=3))
+    assert greedy == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 7, "seed": 3}
+    sampled = completion_kwargs(
+        SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("\n",), seed=1)
+    )
+    assert sampled == {"temperature": 0.7, "top_p": 0.9, "max_tokens": 5, "seed": 1, "stop": ["\n"]}
+
+
+def test_retry_delays_grow_and_are_capped() -> None:
+    policy = RetryPolicy(max_attempts=6, initial_delay_s=0.5, max_delay_s=3.0)
+    assert [policy.delay(k) for k in range(1, 5)] == [0.5, 1.0, 2.0, 3.0]
+    assert policy.delay(1, retry_after_s=2.5) == 2.5
+    assert policy.delay(1, retry_after_s=60) == 3.0
+
+
+def test_engine_id_equals_the_model_runners(tmp_path: Path) -> None:
+    from eval_assets.checkpoints import CheckpointManifest
+    from resources.evalgate import ModelRunner
+
+    manifest = CheckpointManifest(
+        name="served",
+        path=str(tmp_path),
+        format="hf",
+        backend="openai",
+        model_hash="sha256:0",
+        tokenizer_hash="sha256:0",
+        source="test",
+        registered_at="2026-01-01T00:00:00Z",
+    )
+    runner = ModelRunner(openai_base_url="http://127.0.0.1:9/v1/", openai_model=SERVED)
+    backend = runner.open(manifest, tmp_path)
+    assert isinstance(backend, OpenAICompatibleBackend)
+    assert backend.engine == runner.engine(manifest) == f"openai-compatible/http://127.0.0.1:9/v1//{SERVED}"
+    backend.close()
