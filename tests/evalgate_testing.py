@@ -12,7 +12,7 @@ def tiny_specs(arc: int = 6, gsm8k: int = 2, mmlu: int = 0, max_new_tokens: int 
     limits = {"arc_easy": arc, "gsm8k": gsm8k, "mmlu": mmlu}
     tiny = {}
     for name, spec in specs.items():
-        if not limits[name]:
+        if not limits.get(name, 0):
             continue
         update: dict[str, Any] = {"profiles": {"smoke": Profile(limit=limits[name]), "full": Profile()}}
         if spec.sampling is not None:
