@@ -28,7 +28,8 @@ def compare(
     production: str | None,
     policy: GatePolicy,
 ) -> Comparison:
-    """Paired comparison on shared item ids: bootstrap CI of the accuracy difference and McNemar's test."""
+    """Paired comparison on shared item ids: CI of the accuracy difference (policy ``ci_method``) and
+    McNemar's test."""
     if production_scores is None or production is None or candidate == production:
         values = candidate_scores["correct"].cast(pl.Float64).to_numpy()
         accuracy = float(values.mean()) if values.size else math.nan
@@ -48,10 +49,13 @@ def compare(
         )
     cand = joined["cand"].to_numpy().astype(np.float64)
     prod = joined["prod"].to_numpy().astype(np.float64)
-    diff = stats.paired_bootstrap_diff(
-        cand, prod, confidence=policy.confidence, n_resamples=policy.bootstrap_resamples,
-        method="percentile", seed=policy.seed,
-    )  # fmt: skip
+    if policy.ci_method == "newcombe":
+        diff = stats.paired_proportion_difference_interval(cand, prod, confidence=policy.confidence)
+    else:
+        diff = stats.paired_bootstrap_diff(
+            cand, prod, confidence=policy.confidence, n_resamples=policy.bootstrap_resamples,
+            method="percentile", seed=policy.seed,
+        )  # fmt: skip
     test = stats.mcnemar(cand.astype(bool), prod.astype(bool))
     n = joined.height
     return Comparison(

@@ -6,7 +6,10 @@
   larger than the margin;
 * **pass** when the CI's lower bound is at or above −margin: any regression is within the margin;
 * **inconclusive** otherwise: the suite is too small to decide at this margin; the policy says whether that
-  warns or blocks, and the verdict says how many items would decide it.
+  warns or blocks, and the verdict says what the sample can detect.
+
+The CI is Newcombe's paired score interval by default (``ci_method`` in the policy), or a paired percentile
+bootstrap.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class RegressionPolicy(RegressionRule):
 class GatePolicy(_Strict):
     version: int = Field(ge=1)
     confidence: float = Field(gt=0.5, lt=1.0)
+    ci_method: Literal["newcombe", "bootstrap"] = "newcombe"
     bootstrap_resamples: int = Field(ge=1000)
     seed: int = 0
     power: float = Field(default=0.8, gt=0.0, lt=1.0)
@@ -115,10 +119,17 @@ class RuleVerdict:
 
 
 CI_USAGE = (
-    "Fail when the upper bound of the {conf:.0%} paired-bootstrap CI of (candidate - production) is below "
+    "Fail when the upper bound of the {conf:.0%} {method} CI of (candidate - production) is below "
     "-{margin:.3f} (a regression beyond the margin is shown); pass when its lower bound is at or above "
     "-{margin:.3f}; otherwise inconclusive ({inconclusive})."
 )
+
+
+def describe_ci_usage(policy: GatePolicy, suite: str) -> str:
+    """How ``no_regression_vs_production`` uses the CI for ``suite``, in words, for the check's metadata."""
+    rule = policy.no_regression_vs_production.for_suite(suite)
+    method = "Newcombe paired-score" if policy.ci_method == "newcombe" else "paired percentile-bootstrap"
+    return CI_USAGE.format(conf=policy.confidence, method=method, margin=rule.margin, inconclusive=rule.inconclusive)
 
 
 def no_regression_vs_production(comparison: Comparison, policy: GatePolicy) -> RuleVerdict:

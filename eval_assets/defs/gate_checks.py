@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from eval_assets.gate import CI_USAGE, Comparison, GatePolicy, RuleVerdict, no_regression_vs_production
+from eval_assets.gate import Comparison, GatePolicy, RuleVerdict, describe_ci_usage, no_regression_vs_production
 from eval_assets.defs.partitions import checkpoints
 from resources.evalgate import EvalgateHome
 
@@ -57,14 +57,14 @@ def _comparison_from_row(row: dict[str, Any]) -> Comparison:
 
 
 def build_regression_check(suite: str, policy: GatePolicy) -> dg.AssetChecksDefinition:
-    rule = policy.no_regression_vs_production.for_suite(suite)
+    usage = describe_ci_usage(policy, suite)
 
     @dg.asset_check(
         asset=dg.AssetKey(["comparison", suite]),
         name="no_regression_vs_production",
         blocking=True,
         partitions_def=checkpoints,
-        description=CI_USAGE.format(conf=policy.confidence, margin=rule.margin, inconclusive=rule.inconclusive),
+        description=usage,
     )
     def check(
         context: dg.AssetCheckExecutionContext, comparison: dict[str, Any], evalgate: EvalgateHome
@@ -86,9 +86,7 @@ def build_regression_check(suite: str, policy: GatePolicy) -> dg.AssetChecksDefi
                 "confidence": dg.MetadataValue.float(policy.confidence),
                 "threshold": dg.MetadataValue.float(verdict.threshold),
                 "n": verdict.n,
-                "how_the_ci_is_used": CI_USAGE.format(
-                    conf=policy.confidence, margin=rule.margin, inconclusive=rule.inconclusive
-                ),
+                "how_the_ci_is_used": usage,
                 "policy_version": policy.version,
                 "reason": verdict.reason,
             },

@@ -58,3 +58,17 @@ def test_a_real_regression_is_detected() -> None:
     assert result.difference == pytest.approx(-0.2)
     assert result.high < -0.01
     assert result.mcnemar_p < 1e-6
+
+
+def test_agreement_on_a_tiny_suite_proves_nothing() -> None:
+    """Both checkpoints 0/8: the percentile bootstrap collapses to [0, 0]; the gate's default CI must not."""
+    from eval_assets.gate import no_regression_vs_production
+
+    zeros = _scores([False] * 8)
+    result = compare(zeros, zeros, suite="s", candidate="c", production="p", policy=POLICY)
+    assert result.method.startswith("newcombe")
+    assert result.low < -0.2 and result.high > 0.2
+    assert no_regression_vs_production(result, POLICY).outcome == "inconclusive"
+    bootstrap = POLICY.model_copy(update={"ci_method": "bootstrap"})
+    collapsed = compare(zeros, zeros, suite="s", candidate="c", production="p", policy=bootstrap)
+    assert (collapsed.low, collapsed.high) == (0.0, 0.0)
