@@ -91,21 +91,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _record_baseline(layout: HomeLayout, checkpoint: str) -> None:
-    from datetime import UTC, datetime
-
-    import polars as pl
-
-    from eval_assets.defs.gate_checks import GATE_DECISION_SCHEMA
     from eval_assets.gate import load_gate_policy
     from resources.results_store import ResultsStore
 
-    row = {
-        "checkpoint": checkpoint, "suite": "*", "rule": "promotion", "outcome": "baseline", "blocking": False,
-        "observed": None, "ci_low": None, "ci_high": None, "threshold": None, "n": 0,
-        "reason": "set explicitly with `evalgate promote --baseline`", "policy_version": load_gate_policy().version,
-        "run_id": "cli", "decided_at": datetime.now(UTC),
-    }  # fmt: skip
-    ResultsStore(layout.tables).append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
+    ResultsStore(layout.tables).record_decision(
+        checkpoint=checkpoint, suite="*", rule="promotion", outcome="baseline", blocking=False,
+        reason="set explicitly with `evalgate promote --baseline`", policy_version=load_gate_policy().version,
+        run_id="cli",
+    )  # fmt: skip
 
 
 def cmd_report(args: argparse.Namespace) -> int:

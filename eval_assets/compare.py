@@ -31,7 +31,7 @@ def compare(
     """Paired comparison on shared item ids: CI of the accuracy difference (policy ``ci_method``) and
     McNemar's test."""
     if production_scores is None or production is None or candidate == production:
-        values = candidate_scores["correct"].cast(pl.Float64).to_numpy()
+        values = candidate_scores["score"].to_numpy()
         accuracy = float(values.mean()) if values.size else math.nan
         return Comparison(
             suite=suite, candidate=candidate, production=production, n=int(values.size),
@@ -39,8 +39,8 @@ def compare(
             confidence=policy.confidence, method="none", improvements=0, regressions=0, mcnemar_p=1.0,
             mcnemar_method="none", minimum_detectable_effect=math.nan, is_production=candidate == production,
         )  # fmt: skip
-    joined = candidate_scores.select("item_id", pl.col("correct").alias("cand")).join(
-        production_scores.select("item_id", pl.col("correct").alias("prod")), on="item_id", how="inner"
+    joined = candidate_scores.select("item_id", pl.col("score").alias("cand")).join(
+        production_scores.select("item_id", pl.col("score").alias("prod")), on="item_id", how="inner"
     )
     if joined.height == 0:
         raise ValueError(
@@ -49,6 +49,21 @@ def compare(
         )
     cand = joined["cand"].to_numpy().astype(np.float64)
     prod = joined["prod"].to_numpy().astype(np.float64)
+    n = joined.height
+    binary = bool(np.isin(cand, (0.0, 1.0)).all() and np.isin(prod, (0.0, 1.0)).all())
+    if not binary:
+        # Per-item scores in [0, 1] (pass@1 of several samples): a paired bootstrap of the mean difference.
+        diff = stats.paired_bootstrap_diff(
+            cand, prod, confidence=policy.confidence, n_resamples=policy.bootstrap_resamples,
+            method="percentile", seed=policy.seed,
+        )  # fmt: skip
+        return Comparison(
+            suite=suite, candidate=candidate, production=production, n=n,
+            candidate_accuracy=float(cand.mean()), production_accuracy=float(prod.mean()),
+            difference=diff.estimate, low=diff.low, high=diff.high, confidence=policy.confidence,
+            method=diff.method, improvements=int((cand > prod).sum()), regressions=int((cand < prod).sum()),
+            mcnemar_p=math.nan, mcnemar_method="n/a (scores are not binary)", minimum_detectable_effect=math.nan,
+        )  # fmt: skip
     if policy.ci_method == "newcombe":
         diff = stats.paired_proportion_difference_interval(cand, prod, confidence=policy.confidence)
     else:
@@ -57,7 +72,6 @@ def compare(
             method="percentile", seed=policy.seed,
         )  # fmt: skip
     test = stats.mcnemar(cand.astype(bool), prod.astype(bool))
-    n = joined.height
     return Comparison(
         suite=suite,
         candidate=candidate,

@@ -11,7 +11,7 @@ from eval_assets.defs.sensors import checkpoint_inbox
 from eval_assets.defs.suite_assets import build_suite_assets
 from eval_assets.gate import GatePolicy, load_gate_policy
 from eval_assets.suites.spec import SuiteSpec, load_suite_specs
-from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
+from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
 
 
 def build_definitions(
@@ -21,6 +21,7 @@ def build_definitions(
     evalgate: EvalgateHome | None = None,
     model_runner: ModelRunner | None = None,
     suite_settings: SuiteSettings | None = None,
+    code_sandbox: CodeSandbox | None = None,
 ) -> dg.Definitions:
     specs = specs if specs is not None else load_suite_specs()
     policy = policy or load_gate_policy()
@@ -46,6 +47,7 @@ def build_definitions(
             "evalgate": evalgate or EvalgateHome(),
             "model_runner": model_runner or ModelRunner(),
             "suite_settings": suite_settings or SuiteSettings(),
+            "code_sandbox": code_sandbox or CodeSandbox(),
         },
         executor=dg.in_process_executor,
     )

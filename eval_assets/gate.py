@@ -14,6 +14,7 @@ bootstrap.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -135,52 +136,38 @@ def describe_ci_usage(policy: GatePolicy, suite: str) -> str:
 def no_regression_vs_production(comparison: Comparison, policy: GatePolicy) -> RuleVerdict:
     rule = policy.no_regression_vs_production.for_suite(comparison.suite)
     threshold = -rule.margin
-    common = {
-        "rule": "no_regression_vs_production",
-        "suite": comparison.suite,
-        "observed": comparison.difference,
-        "low": comparison.low,
-        "high": comparison.high,
-        "threshold": threshold,
-        "n": comparison.n,
-    }
+
+    def verdict(outcome: Outcome, blocking: bool, reason: str) -> RuleVerdict:
+        return RuleVerdict(
+            rule="no_regression_vs_production", suite=comparison.suite, outcome=outcome, blocking=blocking,
+            observed=comparison.difference, low=comparison.low, high=comparison.high, threshold=threshold,
+            n=comparison.n, reason=reason,
+        )  # fmt: skip
+
     interval = (
         f"difference {comparison.difference:+.3f} "
         f"({comparison.confidence:.0%} CI [{comparison.low:+.3f}, {comparison.high:+.3f}], n={comparison.n}, "
-        f"{comparison.regressions} items lost / {comparison.improvements} gained, McNemar p={comparison.mcnemar_p:.3g})"
+        f"{comparison.regressions} items lost / {comparison.improvements} gained"
+        + ("" if math.isnan(comparison.mcnemar_p) else f", McNemar p={comparison.mcnemar_p:.3g}")
+        + ")"
     )
     if comparison.production is None:
-        return RuleVerdict(
-            outcome="no_production",
-            blocking=False,
-            reason="no production checkpoint yet; set one with `evalgate promote --baseline NAME`",
-            **common,
-        )
+        return verdict("no_production", False, "no production checkpoint yet; set one with `evalgate promote --baseline NAME`")
     if comparison.is_production:
-        return RuleVerdict(
-            outcome="is_production", blocking=False, reason="this checkpoint is production", **common
-        )
+        return verdict("is_production", False, "this checkpoint is production")
     if comparison.high < threshold:
-        return RuleVerdict(
-            outcome="fail",
-            blocking=True,
-            reason=f"regression beyond the {rule.margin:.1%} margin: {interval}",
-            **common,
-        )
+        return verdict("fail", True, f"regression beyond the {rule.margin:.1%} margin: {interval}")
     if comparison.low >= threshold:
-        return RuleVerdict(
-            outcome="pass", blocking=False, reason=f"no regression beyond {rule.margin:.1%}: {interval}", **common
-        )
+        return verdict("pass", False, f"no regression beyond {rule.margin:.1%}: {interval}")
     mde = comparison.minimum_detectable_effect
-    resolution = (
-        f"{comparison.n} items can detect a difference of {mde:.1%} at {policy.power:.0%} power"
-        if mde < 1.0
-        else f"{comparison.n} items cannot detect any difference at {policy.power:.0%} power"
-    )
-    too_small = f"too few items to decide at a {rule.margin:.1%} margin: {interval}; {resolution}"
-    return RuleVerdict(
-        outcome="inconclusive", blocking=rule.inconclusive == "block", reason=too_small, **common
-    )
+    if math.isnan(mde):
+        resolution = ""
+    elif mde < 1.0:
+        resolution = f"; {comparison.n} items can detect a difference of {mde:.1%} at {policy.power:.0%} power"
+    else:
+        resolution = f"; {comparison.n} items cannot detect any difference at {policy.power:.0%} power"
+    too_small = f"too few items to decide at a {rule.margin:.1%} margin: {interval}{resolution}"
+    return verdict("inconclusive", rule.inconclusive == "block", too_small)
 
 
 @dataclass(frozen=True)

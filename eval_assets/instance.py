@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from eval_assets.checkpoints import CheckpointManifest, build_manifest
-from eval_assets.defs.partitions import checkpoints
+from eval_assets.defs.partitions import CHECKPOINTS
 from eval_assets.paths import HomeLayout
 
 #: The repository's dagster.yaml (the embedded default instance config).
@@ -55,8 +55,8 @@ def register_checkpoint(
     registry = CheckpointRegistry(registry_root)
     added = registry.add(manifest)
     stored = registry.get(name)
-    if not instance.has_dynamic_partition(checkpoints.name, name):
-        instance.add_dynamic_partitions(checkpoints.name, [name])
+    if not instance.has_dynamic_partition(CHECKPOINTS, name):
+        instance.add_dynamic_partitions(CHECKPOINTS, [name])
         added = True
     return stored, added
 

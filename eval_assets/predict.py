@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -24,16 +24,18 @@ from resources.runners.base import ModelBackend, SamplingParams
 #: Bump when the layout of cached outputs changes; it is part of the sampling hash.
 OUTPUT_FORMAT_VERSION = 1
 
-PREDICTION_SCHEMA = {
-    "checkpoint": pl.String,
-    "suite": pl.String,
-    "item_id": pl.String,
-    "model_hash": pl.String,
-    "prompt_hash": pl.String,
-    "sampling_hash": pl.String,
-    "output": pl.String,
-    "cached": pl.Boolean,
-}
+PREDICTION_SCHEMA = pl.Schema(
+    {
+        "checkpoint": pl.String,
+        "suite": pl.String,
+        "item_id": pl.String,
+        "model_hash": pl.String,
+        "prompt_hash": pl.String,
+        "sampling_hash": pl.String,
+        "output": pl.String,
+        "cached": pl.Boolean,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ def item_prompt_hash(spec: SuiteSpec, item: Item, tokenizer_hash: str) -> str:
         {
             "template": spec.template.version,
             "messages": [list(m) for m in item.messages],
+            "sample": item.sample,
             "chat": spec.template.chat,
             "tokenizer_hash": tokenizer_hash,
         }
@@ -103,7 +106,14 @@ def _compute(
         backend.render_chat(item.messages) if spec.template.chat else "\n\n".join(c for _, c in item.messages)
         for item in generation_items
     ]
-    texts = backend.generate(prompts, params)
+    # Sample k of every prompt is drawn with seed + k, one call per k: backends seed per request (vLLM) or per
+    # batch (transformers), so the samples of one prompt must not share a seed.
+    texts: list[str] = [""] * len(prompts)
+    for sample in sorted({item.sample for item in generation_items}):
+        positions = [i for i, item in enumerate(generation_items) if item.sample == sample]
+        outputs = backend.generate([prompts[i] for i in positions], replace(params, seed=params.seed + sample))
+        for position, text in zip(positions, outputs, strict=True):
+            texts[position] = text
     return [json.dumps({"text": text}) for text in texts], len(prompts)
 
 

@@ -12,15 +12,18 @@ from eval_assets.suites.gsm8k import extract_answer
 from eval_assets.suites.items import GenerationItem, Item, LikelihoodItem
 from eval_assets.suites.spec import SuiteSpec
 
-ITEM_SCORE_SCHEMA = {
-    "checkpoint": pl.String,
-    "suite": pl.String,
-    "item_id": pl.String,
-    "prediction": pl.String,
-    "gold": pl.String,
-    "correct": pl.Boolean,
-    "parsed": pl.Boolean,
-}
+ITEM_SCORE_SCHEMA = pl.Schema(
+    {
+        "checkpoint": pl.String,
+        "suite": pl.String,
+        "item_id": pl.String,
+        "prediction": pl.String,
+        "gold": pl.String,
+        "correct": pl.Boolean,
+        "score": pl.Float64,
+        "parsed": pl.Boolean,
+    }
+)
 
 
 class MalformedPredictionError(ValueError):
@@ -72,7 +75,37 @@ def score_items(spec: SuiteSpec, items: Sequence[Item], predictions: pl.DataFram
             "prediction": [r[0] for r in rows],
             "gold": [r[1] for r in rows],
             "correct": [r[2] for r in rows],
+            "score": [float(r[2]) for r in rows],
             "parsed": [r[3] for r in rows],
+        },
+        schema=ITEM_SCORE_SCHEMA,
+    )
+
+
+def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> pl.DataFrame:
+    """Per-problem scores of a code suite from its executions: ``score`` is the unbiased pass@1 of the
+    problem (c/n), ``correct`` whether its first sample passed (a binary pass@1 draw, for paired tests),
+    ``parsed`` whether no execution ended in ``error`` (a sandbox fault, not the model's)."""
+    per_problem = (
+        executions.group_by("task_id", maintain_order=True)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("passed").sum().alias("c"),
+            pl.col("passed").sort_by("sample_index").first().alias("first_passed"),
+            (pl.col("status") != "error").all().alias("clean"),
+        )
+        .sort("task_id")
+    )
+    return pl.DataFrame(
+        {
+            "checkpoint": [checkpoint] * per_problem.height,
+            "suite": [spec.name] * per_problem.height,
+            "item_id": per_problem["task_id"],
+            "prediction": [f"{c}/{n} passed" for c, n in zip(per_problem["c"], per_problem["n"], strict=True)],
+            "gold": [""] * per_problem.height,
+            "correct": per_problem["first_passed"],
+            "score": (per_problem["c"] / per_problem["n"]).cast(pl.Float64),
+            "parsed": per_problem["clean"],
         },
         schema=ITEM_SCORE_SCHEMA,
     )

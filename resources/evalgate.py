@@ -16,6 +16,7 @@ from resources.checkpoint_registry import CheckpointRegistry
 from resources.prediction_cache import PredictionCache
 from resources.results_store import ProductionPointer, ResultsStore
 from resources.runners.base import CheckpointRef, ModelBackend
+from sandboxes import SandboxPool
 
 
 class EvalgateHome(dg.ConfigurableResource):
@@ -62,6 +63,9 @@ class ModelRunner(dg.ConfigurableResource):
     openai_api_key: str | None = None
     openai_model: str | None = None
     vllm_gpu_memory_utilization: float = 0.85
+    openai_tokenizer: str | None = Field(
+        default=None, description="local path or hub id of the served model's tokenizer (renders chat prompts)"
+    )
 
     def engine(self, manifest: CheckpointManifest) -> str:
         """The engine id without loading the model (so a fully cached run loads nothing)."""
@@ -102,4 +106,22 @@ class ModelRunner(dg.ConfigurableResource):
             base_url=self.openai_base_url,
             api_key=self.openai_api_key or "EMPTY",
             model=self.openai_model or manifest.name,
+            tokenizer=self.openai_tokenizer,
         )
+
+
+class CodeSandbox(dg.ConfigurableResource):
+    """Where model-written programs run: the local bubblewrap backend (default) or Modal Sandboxes. Never
+    unisolated: a backend that cannot isolate refuses to run."""
+
+    backend: Literal["local", "modal"] = "local"
+    workers: int | None = Field(default=None, gt=0, description="default: two per CPU, bounded by memory")
+    modal_app_name: str = "evalgate-sandboxes"
+
+    def pool(self) -> SandboxPool:
+        if self.backend == "modal":
+            from sandboxes import ModalSandbox
+
+            app_name = self.modal_app_name
+            return SandboxPool(factory=lambda _worker: ModalSandbox(app_name=app_name), workers=self.workers or 4)
+        return SandboxPool(workers=self.workers)

@@ -15,16 +15,18 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
-SCHEMA = {
-    "model_hash": pl.String,
-    "prompt_hash": pl.String,
-    "sampling_hash": pl.String,
-    "suite": pl.String,
-    "item_id": pl.String,
-    "output": pl.String,
-    "engine": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-}
+SCHEMA = pl.Schema(
+    {
+        "model_hash": pl.String(),
+        "prompt_hash": pl.String(),
+        "sampling_hash": pl.String(),
+        "suite": pl.String(),
+        "item_id": pl.String(),
+        "output": pl.String(),
+        "engine": pl.String(),
+        "created_at": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 @dataclass(frozen=True)

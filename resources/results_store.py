@@ -1,6 +1,7 @@
 """Results in Delta tables, partitioned by checkpoint, for users to query with polars.
 
-Tables (schemas in README.md): ``predictions``, ``item_scores``, ``scores``, ``comparisons`` are replaced per
+Tables (schemas in README.md): ``predictions``, ``code_executions``, ``item_scores``, ``scores``,
+``comparisons`` are replaced per
 (checkpoint, suite) on each materialization; ``gate_decisions`` is append-only, the history of every decision.
 """
 
@@ -16,7 +17,26 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
-REPLACED_TABLES = ("predictions", "item_scores", "scores", "comparisons")
+GATE_DECISION_SCHEMA = pl.Schema(
+    {
+        "checkpoint": pl.String(),
+        "suite": pl.String(),
+        "rule": pl.String(),
+        "outcome": pl.String(),
+        "blocking": pl.Boolean(),
+        "observed": pl.Float64(),
+        "ci_low": pl.Float64(),
+        "ci_high": pl.Float64(),
+        "threshold": pl.Float64(),
+        "n": pl.Int64(),
+        "reason": pl.String(),
+        "policy_version": pl.Int64(),
+        "run_id": pl.String(),
+        "decided_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+REPLACED_TABLES = ("predictions", "code_executions", "item_scores", "scores", "comparisons")
 APPEND_TABLES = ("gate_decisions",)
 
 
@@ -25,6 +45,9 @@ def _quote(value: str) -> str:
 
 
 class ResultsStore:
+    """Writes merge schemas: a column added in a later version appears as null in older rows, so tables
+    written by an earlier evalgate stay readable and writable."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -48,6 +71,7 @@ class ResultsStore:
                 mode="overwrite",
                 predicate=f"checkpoint = {_quote(checkpoint)} AND suite = {_quote(suite)}",
                 partition_by=["checkpoint"],
+                schema_mode="merge",
             )
         else:
             write_deltalake(str(path), frame.to_arrow(), mode="append", partition_by=["checkpoint"])
@@ -57,7 +81,32 @@ class ResultsStore:
             raise ValueError(f"{table!r} is not append-only")
         path = self.table_path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(path), frame.to_arrow(), mode="append", partition_by=["checkpoint"])
+        write_deltalake(str(path), frame.to_arrow(), mode="append", partition_by=["checkpoint"], schema_mode="merge")
+
+    def record_decision(
+        self,
+        *,
+        checkpoint: str,
+        suite: str,
+        rule: str,
+        outcome: str,
+        blocking: bool,
+        reason: str,
+        policy_version: int,
+        run_id: str,
+        n: int = 0,
+        observed: float | None = None,
+        ci_low: float | None = None,
+        ci_high: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        """Append one gate decision (a rule's verdict on one suite, or the promotion outcome with suite '*')."""
+        row = {
+            "checkpoint": checkpoint, "suite": suite, "rule": rule, "outcome": outcome, "blocking": blocking,
+            "observed": observed, "ci_low": ci_low, "ci_high": ci_high, "threshold": threshold, "n": n,
+            "reason": reason, "policy_version": policy_version, "run_id": run_id, "decided_at": datetime.now(UTC),
+        }  # fmt: skip
+        self.append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
 
     def read(self, table: str, *, checkpoint: str | None = None, suite: str | None = None) -> pl.DataFrame:
         path = self.table_path(table)

@@ -10,11 +10,12 @@ AC = dg.AutomationCondition
 def evaluate_when_new_or_changed() -> dg.AutomationCondition:
     """Materialize a partition when it is new, when an upstream's data version changed or is about to be
     requested, or when this asset's code version changed; never while anything upstream is missing or running."""
-    trigger = (
+    changed: dg.AutomationCondition = (
         AC.newly_missing()
         | AC.any_deps_match(AC.data_version_changed() | AC.will_be_requested())
         | AC.code_version_changed()
-    ).since_last_handled()
+    )
+    trigger = changed.since_last_handled()
     return (trigger & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
         "evaluate_when_new_or_changed"
     )

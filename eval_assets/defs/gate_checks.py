@@ -1,54 +1,30 @@
 """Blocking asset checks of the promotion gate, one per rule and suite, and the decisions they record."""
 
 
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import polars as pl
 
-from eval_assets.gate import Comparison, GatePolicy, RuleVerdict, describe_ci_usage, no_regression_vs_production
 from eval_assets.defs.partitions import checkpoints
+from eval_assets.gate import (
+    Comparison,
+    GatePolicy,
+    RuleVerdict,
+    describe_ci_usage,
+    no_regression_vs_production,
+)
 from resources.evalgate import EvalgateHome
 
-GATE_DECISION_SCHEMA = {
-    "checkpoint": pl.String,
-    "suite": pl.String,
-    "rule": pl.String,
-    "outcome": pl.String,
-    "blocking": pl.Boolean,
-    "observed": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
-    "threshold": pl.Float64,
-    "n": pl.Int64,
-    "reason": pl.String,
-    "policy_version": pl.Int64,
-    "run_id": pl.String,
-    "decided_at": pl.Datetime("us", "UTC"),
-}
 
-
-def record_decision(
+def record_verdict(
     evalgate: EvalgateHome, *, checkpoint: str, verdict: RuleVerdict, policy: GatePolicy, run_id: str
 ) -> None:
-    row = {
-        "checkpoint": checkpoint,
-        "suite": verdict.suite,
-        "rule": verdict.rule,
-        "outcome": verdict.outcome,
-        "blocking": verdict.blocking,
-        "observed": verdict.observed,
-        "ci_low": verdict.low,
-        "ci_high": verdict.high,
-        "threshold": verdict.threshold,
-        "n": verdict.n,
-        "reason": verdict.reason,
-        "policy_version": policy.version,
-        "run_id": run_id,
-        "decided_at": datetime.now(UTC),
-    }
-    evalgate.results().append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
+    evalgate.results().record_decision(
+        checkpoint=checkpoint, suite=verdict.suite, rule=verdict.rule, outcome=verdict.outcome,
+        blocking=verdict.blocking, reason=verdict.reason, policy_version=policy.version, run_id=run_id,
+        n=verdict.n, observed=verdict.observed, ci_low=verdict.low, ci_high=verdict.high,
+        threshold=verdict.threshold,
+    )  # fmt: skip
 
 
 def _comparison_from_row(row: dict[str, Any]) -> Comparison:
@@ -71,7 +47,7 @@ def build_regression_check(suite: str, policy: GatePolicy) -> dg.AssetChecksDefi
     ) -> dg.AssetCheckResult:
         checkpoint = context.partition_key if context.has_partition_key else comparison["checkpoint"]
         verdict = no_regression_vs_production(_comparison_from_row(comparison), policy)
-        record_decision(evalgate, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id)
+        record_verdict(evalgate, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id)
         passed = verdict.outcome in ("pass", "no_production", "is_production")
         severity = dg.AssetCheckSeverity.ERROR if verdict.blocking else dg.AssetCheckSeverity.WARN
         return dg.AssetCheckResult(

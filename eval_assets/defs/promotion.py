@@ -5,15 +5,12 @@ run this asset alone in a later run (DESIGN.md §8), after a failed check in an 
 """
 
 
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import polars as pl
 from dagster._core.event_api import PartitionKeyFilter
 
 from eval_assets.defs.automation import gated
-from eval_assets.defs.gate_checks import GATE_DECISION_SCHEMA
 from eval_assets.defs.partitions import checkpoints
 from eval_assets.gate import CheckStatus, GatePolicy, decide_promotion
 from resources.evalgate import EvalgateHome
@@ -67,20 +64,10 @@ def build_promotion_asset(suites: list[str], policy: GatePolicy) -> dg.AssetsDef
         if decision.moves_pointer:
             manifest = evalgate.registry().get(checkpoint)
             pointer.set(checkpoint, manifest.model_hash, reason=f"gate passed in run {context.run_id}")
-        evalgate.results().append(
-            "gate_decisions",
-            pl.DataFrame(
-                [
-                    {
-                        "checkpoint": checkpoint, "suite": "*", "rule": "promotion", "outcome": decision.outcome,
-                        "blocking": decision.outcome == "blocked", "observed": None, "ci_low": None,
-                        "ci_high": None, "threshold": None, "n": len(statuses), "reason": decision.reason,
-                        "policy_version": policy.version, "run_id": context.run_id,
-                        "decided_at": datetime.now(UTC),
-                    }
-                ],
-                schema=GATE_DECISION_SCHEMA,
-            ),
+        evalgate.results().record_decision(
+            checkpoint=checkpoint, suite="*", rule="promotion", outcome=decision.outcome,
+            blocking=decision.outcome == "blocked", reason=decision.reason, policy_version=policy.version,
+            run_id=context.run_id, n=len(statuses),
         )  # fmt: skip
         value = {"checkpoint": checkpoint, "outcome": decision.outcome, "reason": decision.reason}
         return dg.Output(value, metadata={"outcome": decision.outcome, "reason": decision.reason})

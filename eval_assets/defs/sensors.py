@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from eval_assets.checkpoints import CheckpointError, manifest_from_inbox
-from eval_assets.defs.partitions import checkpoints
+from eval_assets.defs.partitions import CHECKPOINTS, checkpoints
 from resources.evalgate import EvalgateHome
 
 INBOX_SUFFIXES = (".yaml", ".yml", ".json")
@@ -39,7 +39,7 @@ def checkpoint_inbox(context: dg.SensorEvaluationContext, evalgate: EvalgateHome
             except CheckpointError as exc:
                 context.log.error(f"checkpoint inbox: {exc}")
                 continue
-            if not context.instance.has_dynamic_partition(checkpoints.name, manifest.name):
+            if not context.instance.has_dynamic_partition(CHECKPOINTS, manifest.name):
                 new_partitions.append(manifest.name)
                 context.log.info(f"registered checkpoint {manifest.name} ({manifest.model_hash}) from {file}")
     return dg.SensorResult(

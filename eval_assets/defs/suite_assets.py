@@ -3,6 +3,7 @@ checkpoint. Thin: the work is in :mod:`eval_assets.predict`, :mod:`eval_assets.s
 :mod:`eval_assets.compare`; I/O goes through the resources."""
 
 
+import json
 import time
 from typing import Any
 
@@ -11,6 +12,14 @@ import polars as pl
 
 from eval_assets import stats
 from eval_assets.checkpoints import CheckpointManifest
+from eval_assets.code import (
+    EXECUTION_KEY_VERSION,
+    CodeSample,
+    SqliteExecutionStore,
+    code_suite,
+    execute_samples,
+    status_counts,
+)
 from eval_assets.compare import compare
 from eval_assets.datapkgs import DATA_PACKAGES
 from eval_assets.defs.automation import evaluate_when_new_or_changed
@@ -19,49 +28,74 @@ from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
 from eval_assets.predict import predict_suite
 from eval_assets.run_manifest import run_manifest
-from eval_assets.scoring import score_items
+from eval_assets.scoring import score_code, score_items
 from eval_assets.suites.loaders import load_items
 from eval_assets.suites.spec import SuiteSpec, suite_code_version
-from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
+from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
+from sandboxes import Limits
 
-SCORES_SCHEMA = {
-    "checkpoint": pl.String,
-    "suite": pl.String,
-    "suite_version": pl.Int64,
-    "suite_code_version": pl.String,
-    "profile": pl.String,
-    "metric": pl.String,
-    "score": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
-    "confidence": pl.Float64,
-    "ci_method": pl.String,
-    "n": pl.Int64,
-    "unparsed": pl.Int64,
-    "model_hash": pl.String,
-}
+SCORES_SCHEMA = pl.Schema(
+    {
+        "checkpoint": pl.String,
+        "suite": pl.String,
+        "suite_version": pl.Int64,
+        "suite_code_version": pl.String,
+        "profile": pl.String,
+        "metric": pl.String,
+        "score": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "confidence": pl.Float64,
+        "ci_method": pl.String,
+        "n": pl.Int64,
+        "unparsed": pl.Int64,
+        "model_hash": pl.String,
+        "details": pl.String,
+    }
+)
 
-COMPARISON_SCHEMA = {
-    "checkpoint": pl.String,
-    "suite": pl.String,
-    "candidate": pl.String,
-    "production": pl.String,
-    "n": pl.Int64,
-    "candidate_accuracy": pl.Float64,
-    "production_accuracy": pl.Float64,
-    "difference": pl.Float64,
-    "low": pl.Float64,
-    "high": pl.Float64,
-    "confidence": pl.Float64,
-    "method": pl.String,
-    "improvements": pl.Int64,
-    "regressions": pl.Int64,
-    "mcnemar_p": pl.Float64,
-    "mcnemar_method": pl.String,
-    "minimum_detectable_effect": pl.Float64,
-    "is_production": pl.Boolean,
-    "policy_version": pl.Int64,
-}
+COMPARISON_SCHEMA = pl.Schema(
+    {
+        "checkpoint": pl.String,
+        "suite": pl.String,
+        "candidate": pl.String,
+        "production": pl.String,
+        "n": pl.Int64,
+        "candidate_accuracy": pl.Float64,
+        "production_accuracy": pl.Float64,
+        "difference": pl.Float64,
+        "low": pl.Float64,
+        "high": pl.Float64,
+        "confidence": pl.Float64,
+        "method": pl.String,
+        "improvements": pl.Int64,
+        "regressions": pl.Int64,
+        "mcnemar_p": pl.Float64,
+        "mcnemar_method": pl.String,
+        "minimum_detectable_effect": pl.Float64,
+        "is_production": pl.Boolean,
+        "policy_version": pl.Int64,
+    }
+)
+
+
+def _code_sample(item_id: str, output: str) -> CodeSample:
+    task_id, _, sample = item_id.partition("#")
+    return CodeSample(task_id=task_id, completion=json.loads(output)["text"], sample_index=int(sample or 0))
+
+
+def _pass_at_k(executions: pl.DataFrame, ks: tuple[int, ...]) -> dict[str, Any]:
+    """pass@k with its CI for every k the samples allow."""
+    counts = executions.group_by("task_id").agg(pl.len().alias("n"), pl.col("passed").sum().alias("c"))
+    n, c = counts["n"].to_numpy(), counts["c"].to_numpy()
+    details: dict[str, Any] = {}
+    for k in ks:
+        if k > int(n.min()):
+            details[f"pass@{k}"] = f"needs {k} samples per problem, profile has {int(n.min())}"
+            continue
+        interval = stats.pass_at_k_interval(n, c, k, method="percentile", seed=0)
+        details[f"pass@{k}"] = {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
+    return details
 
 
 def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Any:
@@ -142,10 +176,67 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             },
         )
 
+    assets: list[dg.AssetsDefinition] = [predictions]
+
+    if spec.kind == "code":
+        limits = Limits(
+            cpu_seconds=spec.limits.cpu_seconds if spec.limits else 10.0,
+            memory_mb=spec.limits.memory_mb if spec.limits else 512,
+        )
+
+        @dg.asset(
+            key=["code_executions", suite],
+            ins={"predictions": dg.AssetIn(key=["predictions", suite])},
+            partitions_def=checkpoints,
+            code_version=f"{version}-{EXECUTION_KEY_VERSION}",
+            automation_condition=evaluate_when_new_or_changed(),
+            group_name="evaluation",
+            kinds={"python", "deltalake"},
+            tags=tags,
+            description=f"Every {suite} sample run against its tests in the sandbox, cached on (program hash, "
+            "tests hash, limits, sandbox version).",
+        )
+        def code_executions(
+            context: dg.AssetExecutionContext,
+            predictions: pl.DataFrame,
+            evalgate: EvalgateHome,
+            code_sandbox: CodeSandbox,
+            suite_settings: SuiteSettings,
+        ) -> dg.Output[pl.DataFrame]:
+            started = time.perf_counter()
+            problems = code_suite(spec.loader).load(suite_settings.data_root())
+            samples = [_code_sample(item_id, output) for item_id, output in predictions.select("item_id", "output").iter_rows()]
+            store = SqliteExecutionStore(evalgate.layout.tables / "code_execution_cache.sqlite")
+            with code_sandbox.pool() as pool:
+                executions = execute_samples(problems, samples, pool, store, limits)
+            rows = [
+                {"checkpoint": context.partition_key, "suite": suite, "model_hash": predictions["model_hash"][0]}
+                | execution.to_row()
+                for execution in executions
+            ]
+            frame = pl.DataFrame(rows, infer_schema_length=None)
+            evalgate.results().replace("code_executions", frame, checkpoint=context.partition_key, suite=suite)
+            cached = sum(1 for e in executions if e.outcome.cached)
+            return dg.Output(
+                frame,
+                data_version=dg.DataVersion(hash_value(frame.select("execution_key", "passed").rows())[:32]),
+                metadata={
+                    "executions": len(executions),
+                    "cached": cached,
+                    "executed": len(executions) - cached,
+                    "statuses": dg.MetadataValue.json(status_counts(executions)),
+                    "sandbox": executions[0].outcome.result.sandbox if executions else "",
+                    "wall_seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+
+        assets.append(code_executions)
+
+    scored_from = ["code_executions", suite] if spec.kind == "code" else ["predictions", suite]
+
     @dg.asset(
         key=["scores", suite],
-        ins={"predictions": dg.AssetIn(key=["predictions", suite])},
-        deps=[],
+        ins={"upstream": dg.AssetIn(key=scored_from)},
         partitions_def=checkpoints,
         code_version=version,
         automation_condition=evaluate_when_new_or_changed(),
@@ -156,22 +247,28 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
     )
     def scores(
         context: dg.AssetExecutionContext,
-        predictions: pl.DataFrame,
+        upstream: pl.DataFrame,
         evalgate: EvalgateHome,
         suite_settings: SuiteSettings,
     ) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
-        items = load_items(spec, suite_settings.profile, suite_settings.data_root())
-        item_scores = score_items(spec, items, predictions)
-        correct = item_scores["correct"].cast(pl.Float64).to_numpy()
-        interval = stats.bootstrap_mean_ci(correct, confidence=0.95, n_resamples=10_000, method="percentile", seed=0)
+        details: dict[str, Any] = {}
+        if spec.kind == "code":
+            item_scores = score_code(spec, checkpoint, upstream)
+            details = _pass_at_k(upstream, spec.pass_at)
+        else:
+            items = load_items(spec, suite_settings.profile, suite_settings.data_root())
+            item_scores = score_items(spec, items, upstream)
+        interval = stats.bootstrap_mean_ci(
+            item_scores["score"].to_numpy(), confidence=0.95, n_resamples=10_000, method="percentile", seed=0
+        )
         summary: dict[str, Any] = {
             "checkpoint": checkpoint,
             "suite": suite,
             "suite_version": spec.version,
             "suite_code_version": version,
             "profile": suite_settings.profile,
-            "metric": spec.metric,
+            "metric": "pass@1" if spec.kind == "code" else spec.metric,
             "score": interval.estimate,
             "ci_low": interval.low,
             "ci_high": interval.high,
@@ -179,19 +276,21 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             "ci_method": interval.method,
             "n": interval.n,
             "unparsed": int((~item_scores["parsed"]).sum()),
-            "model_hash": predictions["model_hash"][0],
+            "model_hash": upstream["model_hash"][0],
+            "details": json.dumps(details, sort_keys=True),
         }
         results = evalgate.results()
         results.replace("item_scores", item_scores, checkpoint=checkpoint, suite=suite)
         results.replace("scores", pl.DataFrame([summary], schema=SCORES_SCHEMA), checkpoint=checkpoint, suite=suite)
         return dg.Output(
             summary,
-            data_version=dg.DataVersion(hash_value(item_scores["correct"].to_list())[:32]),
+            data_version=dg.DataVersion(hash_value(item_scores["score"].to_list())[:32]),
             metadata={
-                spec.metric: dg.MetadataValue.float(interval.estimate),
+                summary["metric"]: dg.MetadataValue.float(interval.estimate),
                 "ci": f"[{interval.low:.3f}, {interval.high:.3f}] ({interval.confidence:.0%}, {interval.method})",
                 "n": interval.n,
                 "unparsed": summary["unparsed"],
+                **{key: dg.MetadataValue.json(value) for key, value in details.items()},
             },
         )
 
@@ -248,4 +347,4 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             },
         )
 
-    return [predictions, scores, comparison]
+    return [*assets, scores, comparison]

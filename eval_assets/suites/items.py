@@ -23,11 +23,13 @@ class LikelihoodItem:
 
 @dataclass(frozen=True)
 class GenerationItem:
-    """A free-generation item: chat messages (or a plain prompt), a reference answer."""
+    """A free-generation item: chat messages (or a plain prompt), a reference answer. ``sample`` numbers the
+    samples of one prompt (code suites draw several for pass@k); it is part of the prompt hash."""
 
     item_id: str
     messages: tuple[tuple[str, str], ...]
     gold: str
+    sample: int = 0
     meta: dict[str, str] = field(default_factory=dict, compare=False)
 
 

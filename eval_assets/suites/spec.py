@@ -33,6 +33,7 @@ class Profile(_Strict):
 
     limit: int | None = Field(default=None, gt=0)
     seed: int = 0
+    samples: int | None = Field(default=None, gt=0, description="samples per item; overrides sampling.n")
 
 
 class Sampling(_Strict):
@@ -41,6 +42,7 @@ class Sampling(_Strict):
     max_new_tokens: int = Field(default=256, gt=0)
     stop: tuple[str, ...] = ()
     seed: int = 0
+    n: int = Field(default=1, gt=0, description="samples per item (code suites: for pass@k)")
 
 
 class Template(_Strict):
@@ -50,27 +52,49 @@ class Template(_Strict):
     system: str | None = None
 
 
+class ExecutionLimits(_Strict):
+    """Per-program sandbox limits of a code suite (CPU time, with a wall-clock backstop; memory)."""
+
+    cpu_seconds: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=512, gt=0)
+
+
 class SuiteSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     version: int = Field(ge=1)
     description: str
-    kind: Literal["likelihood", "generation"]
-    loader: Literal["mmlu", "arc_easy", "gsm8k"]
-    metric: Literal["acc", "exact_match"]
+    kind: Literal["likelihood", "generation", "code"]
+    loader: Literal["mmlu", "arc_easy", "gsm8k", "humaneval", "mbpp"]
+    metric: Literal["acc", "exact_match", "pass_at_k"]
     scorer_version: int = Field(ge=1)
     template: Template
     sampling: Sampling | None = None
+    pass_at: tuple[int, ...] = (1,)
+    limits: ExecutionLimits | None = None
     profiles: dict[str, Profile]
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteSpec:
-        if self.kind == "generation" and self.sampling is None:
-            raise ValueError("a generation suite needs a `sampling` section")
+        if self.kind in ("generation", "code") and self.sampling is None:
+            raise ValueError(f"a {self.kind} suite needs a `sampling` section")
+        if (self.kind == "code") != (self.metric == "pass_at_k"):
+            raise ValueError("`metric: pass_at_k` goes with `kind: code` and only with it")
+        if self.kind != "code" and self.limits is not None:
+            raise ValueError("`limits` applies to code suites only")
+        if self.sampling is not None and self.sampling.temperature == 0 and (
+            self.sampling.n > 1 or any((p.samples or 1) > 1 for p in self.profiles.values())
+        ):
+            raise ValueError("several samples per item need `sampling.temperature` > 0 (greedy repeats itself)")
         if self.kind == "likelihood" and self.sampling is not None:
             raise ValueError("a likelihood suite takes no `sampling` section")
         if "smoke" not in self.profiles or "full" not in self.profiles:
             raise ValueError("`profiles` must define both `smoke` and `full`")
         return self
+
+    def samples(self, profile: str) -> int:
+        """Samples per item under ``profile``."""
+        override = self.profile(profile).samples
+        return override or (self.sampling.n if self.sampling else 1)
 
     def profile(self, name: str) -> Profile:
         try:

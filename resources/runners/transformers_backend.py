@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from resources.runners.base import CheckpointRef, LogLikelihood, Progress, SamplingParams, truncate_at_stop
 
@@ -96,9 +96,8 @@ class TransformersBackend:
         self.batch_size = batch_size
         directory = ensure_loadable_dir(ref, cache_dir)
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(str(directory))
-        self.model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.dtype)
-        self.model.to(self.device)
-        self.model.eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.dtype)
+        self.model: Any = model.to(self.device).eval()
         self._lm: Any = None
 
     @property
@@ -170,7 +169,7 @@ class TransformersBackend:
                 generated = self.model.generate(**encoded, **kwargs)
             new_tokens = generated[:, encoded["input_ids"].shape[1] :]
             for row in new_tokens:
-                text = tokenizer.decode(row, skip_special_tokens=True)
+                text = str(tokenizer.decode(row, skip_special_tokens=True))
                 outputs.append(truncate_at_stop(text, params.stop))
             if progress is not None:
                 progress(len(outputs), len(prompts))

@@ -30,7 +30,7 @@ def test_missing_and_unknown_formats(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         build_manifest(tmp_path / "nope.gguf", name="x")
     (tmp_path / "weights.txt").write_text("?")
-    with pytest.raises(CheckpointError, match="neither a .gguf"):
+    with pytest.raises(CheckpointError, match=r"neither a \.gguf"):
         build_manifest(tmp_path / "weights.txt", name="x")
     with pytest.raises(CheckpointError, match="not allowed"):
         build_manifest(_gguf(tmp_path, "m", b"a"), name="../etc")

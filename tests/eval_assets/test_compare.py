@@ -11,7 +11,7 @@ POLICY = load_gate_policy()
 
 def _scores(correct: list[bool], ids: list[str] | None = None) -> pl.DataFrame:
     ids = ids or [f"i{k}" for k in range(len(correct))]
-    return pl.DataFrame({"item_id": ids, "correct": correct})
+    return pl.DataFrame({"item_id": ids, "correct": correct, "score": [float(c) for c in correct]})
 
 
 def test_paired_difference_and_mcnemar_match_statsmodels() -> None:
@@ -72,3 +72,14 @@ def test_agreement_on_a_tiny_suite_proves_nothing() -> None:
     bootstrap = POLICY.model_copy(update={"ci_method": "bootstrap"})
     collapsed = compare(zeros, zeros, suite="s", candidate="c", production="p", policy=bootstrap)
     assert (collapsed.low, collapsed.high) == (0.0, 0.0)
+
+
+def test_fractional_scores_use_a_paired_bootstrap() -> None:
+    """Code suites score pass@1 of several samples per problem: not binary, so no McNemar."""
+    cand = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [0.5, 1.0, 0.0, 0.5]})
+    prod = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [1.0, 1.0, 0.5, 0.5]})
+    result = compare(cand, prod, suite="s", candidate="c", production="p", policy=POLICY)
+    assert result.difference == pytest.approx(-0.25)
+    assert "bootstrap" in result.method
+    assert (result.improvements, result.regressions) == (0, 2)
+    assert result.mcnemar_method.startswith("n/a")

@@ -8,9 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from evalgate_testing import tiny_specs
-from eval_assets.datapkgs import SMOLLM2_GGUF
+
 from eval_assets.hashing import model_hash
 from eval_assets.predict import predict_suite
 from eval_assets.scoring import score_items

@@ -47,3 +47,12 @@ def test_production_pointer_records_history(tmp_path: Path) -> None:
     record = pointer.set("b", "sha256:b", reason="gate passed")
     assert record["previous"] == "a"
     assert pointer.get() == record
+
+
+def test_a_new_column_merges_into_an_existing_table(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    store.replace("scores", _frame("a", "s1", [1]), checkpoint="a", suite="s1")
+    wider = _frame("b", "s1", [2]).with_columns(pl.lit("x").alias("details"))
+    store.replace("scores", wider, checkpoint="b", suite="s1")
+    table = store.read("scores").sort("checkpoint")
+    assert table["details"].to_list() == [None, "x"]

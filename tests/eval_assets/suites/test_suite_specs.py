@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from eval_assets.suites.spec import SuiteSpecError, load_suite_spec, load_suite_specs, parse_suite_spec, suite_code_version
+from eval_assets.suites.spec import (
+    SuiteSpecError,
+    load_suite_spec,
+    load_suite_specs,
+    parse_suite_spec,
+    suite_code_version,
+)
 
 VALID = """
 name: tiny
@@ -19,7 +25,9 @@ profiles: {smoke: {limit: 2}, full: {}}
 
 def test_builtin_suites_load() -> None:
     specs = load_suite_specs()
-    assert set(specs) == {"arc_easy", "gsm8k", "mmlu"}
+    assert set(specs) == {"arc_easy", "gsm8k", "humaneval", "mbpp", "mmlu"}
+    assert specs["humaneval"].kind == "code" and specs["humaneval"].samples("smoke") == 2
+    assert specs["humaneval"].samples("full") == 10
     assert specs["gsm8k"].kind == "generation" and specs["gsm8k"].sampling is not None
     assert specs["mmlu"].template.num_fewshot == 5
 
@@ -66,3 +74,16 @@ def test_code_version_tracks_template_changes() -> None:
 def test_unknown_profile_is_a_clear_error() -> None:
     with pytest.raises(SuiteSpecError, match="no profile 'medium'"):
         parse_suite_spec(VALID, "x").profile("medium")
+
+
+def test_code_suite_rules() -> None:
+    code = VALID.replace("kind: likelihood", "kind: code").replace("metric: acc", "metric: pass_at_k")
+    with pytest.raises(SuiteSpecError, match="sampling"):
+        parse_suite_spec(code, "x.yaml")
+    greedy = code + "sampling: {temperature: 0, n: 5}\n"
+    with pytest.raises(SuiteSpecError, match="temperature"):
+        parse_suite_spec(greedy, "x.yaml")
+    with pytest.raises(SuiteSpecError, match="pass_at_k"):
+        parse_suite_spec(VALID.replace("metric: acc", "metric: pass_at_k"), "x.yaml")
+    ok = parse_suite_spec(code + "sampling: {temperature: 0.8, n: 5}\n", "x.yaml")
+    assert ok.samples("smoke") == 5
