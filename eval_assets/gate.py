@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from eval_assets.hashing import hash_value
+from eval_assets.yaml_models import parse_yaml_model
 
 Outcome = Literal["pass", "fail", "inconclusive", "no_production", "is_production"]
 
@@ -65,11 +65,8 @@ class GatePolicy(_Strict):
 def load_gate_policy(path: Path | None = None) -> GatePolicy:
     """The gate policy: ``path``, or the packaged ``eval_assets/policy/gate.yaml``."""
     source = path or Path(str(resources.files("eval_assets.policy").joinpath("gate.yaml")))
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-        return GatePolicy.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise GatePolicyError(f"{source}: invalid gate policy: {exc}") from exc
+    text = source.read_text(encoding="utf-8")
+    return parse_yaml_model(GatePolicy, text, source=str(source), what="gate policy", error=GatePolicyError)
 
 
 @dataclass(frozen=True)

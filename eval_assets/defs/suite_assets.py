@@ -110,18 +110,39 @@ def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Any:
     return report
 
 
+def _suite_asset(
+    key: list[str],
+    *,
+    ins: dict[str, dg.AssetIn] | None,
+    code_version: str,
+    group: str,
+    tags: dict[str, str],
+    description: str,
+) -> Any:
+    """The decorator every per-suite asset shares: partitioned by checkpoint, materialized when new or changed."""
+    return dg.asset(
+        key=key,
+        ins=ins,
+        partitions_def=checkpoints,
+        code_version=code_version,
+        automation_condition=evaluate_when_new_or_changed(),
+        group_name=group,
+        kinds={"python", "deltalake"},
+        tags=tags,
+        description=description,
+    )
+
+
 def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDefinition]:
     suite = spec.name
     version = suite_code_version(spec)
     tags = {"suite": suite, "kind": spec.kind}
 
-    @dg.asset(
-        key=["predictions", suite],
-        partitions_def=checkpoints,
+    @_suite_asset(
+        ["predictions", suite],
+        ins={"checkpoint_manifest": dg.AssetIn(key="checkpoint_manifest")},
         code_version=version,
-        automation_condition=evaluate_when_new_or_changed(),
-        group_name="evaluation",
-        kinds={"python", "deltalake"},
+        group="evaluation",
         tags=tags,
         description=f"Predictions of the checkpoint on {suite} v{spec.version}, cached per item on "
         "(model_hash, prompt_hash, sampling_hash).",
@@ -184,14 +205,11 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             memory_mb=spec.limits.memory_mb if spec.limits else 512,
         )
 
-        @dg.asset(
-            key=["code_executions", suite],
+        @_suite_asset(
+            ["code_executions", suite],
             ins={"predictions": dg.AssetIn(key=["predictions", suite])},
-            partitions_def=checkpoints,
             code_version=f"{version}-{EXECUTION_KEY_VERSION}",
-            automation_condition=evaluate_when_new_or_changed(),
-            group_name="evaluation",
-            kinds={"python", "deltalake"},
+            group="evaluation",
             tags=tags,
             description=f"Every {suite} sample run against its tests in the sandbox, cached on (program hash, "
             "tests hash, limits, sandbox version).",
@@ -234,14 +252,11 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
 
     scored_from = ["code_executions", suite] if spec.kind == "code" else ["predictions", suite]
 
-    @dg.asset(
-        key=["scores", suite],
+    @_suite_asset(
+        ["scores", suite],
         ins={"upstream": dg.AssetIn(key=scored_from)},
-        partitions_def=checkpoints,
         code_version=version,
-        automation_condition=evaluate_when_new_or_changed(),
-        group_name="evaluation",
-        kinds={"python", "deltalake"},
+        group="evaluation",
         tags=tags,
         description=f"Per-item scores and {spec.metric} with a bootstrap CI on {suite}.",
     )
@@ -294,14 +309,11 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             },
         )
 
-    @dg.asset(
-        key=["comparison", suite],
+    @_suite_asset(
+        ["comparison", suite],
         ins={"scores": dg.AssetIn(key=["scores", suite])},
-        partitions_def=checkpoints,
         code_version=f"{version}-{policy.code_version}",
-        automation_condition=evaluate_when_new_or_changed(),
-        group_name="gate",
-        kinds={"python", "deltalake"},
+        group="gate",
         tags=tags,
         description=f"{suite}: paired difference vs the production checkpoint on shared items, with its CI "
         "and McNemar's test.",

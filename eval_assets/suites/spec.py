@@ -11,10 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval_assets.hashing import hash_value
+from eval_assets.yaml_models import parse_yaml_model
 
 SUITES_PACKAGE = "eval_assets.suites"
 
@@ -105,26 +105,9 @@ class SuiteSpec(_Strict):
             ) from None
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid suite spec"]
-    for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "<top level>"
-        lines.append(f"  field `{where}`: {problem['msg']}")
-    return "\n".join(lines)
-
-
 def parse_suite_spec(text: str, source: str) -> SuiteSpec:
     """Parse one YAML spec; ``source`` names it in errors."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SuiteSpecError(f"{source}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SuiteSpecError(f"{source}: a suite spec must be a YAML mapping, got {type(raw).__name__}")
-    try:
-        return SuiteSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SuiteSpecError(_format_validation_error(source, exc)) from exc
+    return parse_yaml_model(SuiteSpec, text, source=source, what="suite spec", error=SuiteSpecError)
 
 
 def load_suite_spec(path: Path) -> SuiteSpec:
