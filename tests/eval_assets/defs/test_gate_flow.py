@@ -120,3 +120,17 @@ def test_results_tables_are_queryable(flow: dict[str, Any]) -> None:
     assert store.read("predictions", checkpoint="base", suite="gsm8k").height == 2
     comparison = store.read("comparisons", checkpoint="damaged", suite="arc_easy").row(0, named=True)
     assert comparison["production"] == "base" and comparison["difference"] < 0
+
+
+def test_a_candidate_without_regression_is_promoted(flow: dict[str, Any], baseline_gguf: Path) -> None:
+    """The same weights under a new name: every prediction is a cache hit, nothing regresses, the gate passes
+    (inconclusive suites warn without blocking) and the production pointer moves."""
+    register_checkpoint(flow["instance"], flow["home"].registry, baseline_gguf, name="base-rerelease")
+    result = evaluate_partition(flow["defs"], flow["instance"], "base-rerelease", log_level="WARNING")
+    assert result.success
+    assert _metadata(flow["instance"], ["predictions", "arc_easy"], "base-rerelease")["model_calls"] == 0
+    assert result.output_for_node("promotion")["outcome"] == "promoted"
+    pointer = ProductionPointer(flow["home"].production_pointer).get()
+    assert pointer is not None and pointer["checkpoint"] == "base-rerelease" and pointer["previous"] == "base"
+    decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="base-rerelease")
+    assert set(decisions.filter(pl.col("rule") == "no_regression_vs_production")["outcome"]) <= {"pass", "inconclusive"}
