@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eval_assets.checkpoints import CheckpointError
 from eval_assets.datapkgs import DataPackageError, data_dir, install_data_packages
 from eval_assets.paths import HomeLayout, default_home
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def _layout(args: argparse.Namespace) -> HomeLayout:
@@ -21,7 +25,7 @@ def _layout(args: argparse.Namespace) -> HomeLayout:
     return HomeLayout(default_home())
 
 
-def _definitions(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _definitions(args: argparse.Namespace) -> dg.Definitions:
     from eval_assets.definitions import build_definitions
     from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
 
@@ -71,7 +75,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _only_gate_failures(result) -> bool:  # type: ignore[no-untyped-def]
+def _only_gate_failures(result: dg.ExecuteInProcessResult) -> bool:
     """A run whose only failure is a blocking gate check is a decision, not an error."""
     failures = [e for e in result.all_events if e.is_step_failure]
     return all("no_regression_vs_production" in (e.step_key or "") for e in failures)
