@@ -15,7 +15,10 @@ def evaluate_when_new_or_changed() -> dg.AutomationCondition:
         | AC.any_deps_match(AC.data_version_changed() | AC.will_be_requested())
         | AC.code_version_changed()
     )
-    trigger = changed.since_last_handled()
+    # newly_missing() fires on the same tick as since_last_handled()'s initial-evaluation reset, and the reset
+    # wins: a partition registered before the automation sensor's first evaluation would never be requested.
+    first_tick = AC.missing() & AC.initial_evaluation()
+    trigger = changed.since_last_handled() | first_tick
     return (trigger & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
         "evaluate_when_new_or_changed"
     )
