@@ -178,6 +178,7 @@ class CheckStatus:
     blocking_failure: bool  # failed with ERROR severity
     current: bool  # evaluated against the latest materialization of its asset
     reason: str
+    outcome: str = ""  # the rule's outcome (pass, fail, inconclusive, ...), from the check's metadata
 
 
 PromotionOutcome = Literal["promoted", "blocked", "awaiting_baseline", "already_production"]
@@ -214,6 +215,6 @@ def decide_promotion(checkpoint: str, production: str | None, checks: list[Check
         return PromotionDecision("already_production", f"{checkpoint} is production", tuple(checks))
     if problems:
         return PromotionDecision("blocked", "; ".join(problems), tuple(checks))
-    warnings = [f"{s.suite}: {s.reason}" for s in checks if not s.passed]
+    warnings = [f"{s.suite}: {s.reason}" for s in checks if s.outcome == "inconclusive"]
     reason = "every blocking check passed" + (f" (warnings: {'; '.join(warnings)})" if warnings else "")
     return PromotionDecision("promoted", reason, tuple(checks))

@@ -48,8 +48,11 @@ def build_regression_check(suite: str, policy: GatePolicy) -> dg.AssetChecksDefi
         checkpoint = context.partition_key if context.has_partition_key else comparison["checkpoint"]
         verdict = no_regression_vs_production(_comparison_from_row(comparison), policy)
         record_verdict(evalgate, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id)
-        passed = verdict.outcome in ("pass", "no_production", "is_production")
-        severity = dg.AssetCheckSeverity.ERROR if verdict.blocking else dg.AssetCheckSeverity.WARN
+        # An inconclusive verdict under `inconclusive: warn` passes (it must not block, and automation's
+        # all_deps_blocking_checks_passed() counts any failed blocking check, WARN included, as blocking);
+        # its outcome and reason stay in the description and metadata, and promotion lists it as a warning.
+        passed = not verdict.blocking
+        severity = dg.AssetCheckSeverity.ERROR
         return dg.AssetCheckResult(
             passed=passed,
             severity=severity,

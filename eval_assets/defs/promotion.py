@@ -31,6 +31,7 @@ def read_check_status(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey,
     current = bool(latest) and target is not None and target.storage_id == latest[0].storage_id
     reason_value = evaluation.metadata.get("reason")
     reason = str(reason_value.value) if reason_value is not None else (evaluation.description or "")
+    outcome_value = evaluation.metadata.get("outcome")
     return CheckStatus(
         suite=suite,
         check=check_key.name,
@@ -39,6 +40,7 @@ def read_check_status(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey,
         blocking_failure=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,
         current=current,
         reason=reason,
+        outcome=str(outcome_value.value) if outcome_value is not None else "",
     )
 
 

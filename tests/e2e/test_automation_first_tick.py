@@ -38,12 +38,6 @@ def test_partition_added_after_the_first_evaluation_is_requested(defs: dg.Defini
     assert _requested(second, "predictions/arc_easy") == {"base"}, "the whole partition in one run"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: newly_missing() fires on the same tick as since_last_handled()'s initial_evaluation() "
-    "reset, and the reset wins, so a partition that already exists at the automation sensor's first evaluation "
-    "is never requested (fix: OR `missing() & initial_evaluation()` outside the since(); see the report)",
-)
 def test_partition_registered_before_the_first_evaluation_is_requested(defs: dg.Definitions) -> None:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("checkpoints", ["base"])  # `evalgate register` before the daemon starts

@@ -4,7 +4,7 @@ evaluated by declarative automation, gate and promotion included, with no one ca
 Flow: the SmolLM2 baseline arrives (no production yet: ``awaiting_baseline``), a malformed manifest arrives
 (registers nothing; the daemon keeps going), ``evalgate promote --baseline`` makes the baseline production,
 then the damaged copy arrives and the gate blocks it. A second test drops the baseline's weights under another
-name: a candidate without regression, which the daemon should promote (xfail: it does not, see the marker).
+name: a candidate without regression, which the daemon promotes.
 """
 
 import json
@@ -328,13 +328,6 @@ class NotPromoted(AssertionError):
     """Automation never requested ``promotion`` for a checkpoint whose gate checks were all non-blocking."""
 
 
-@pytest.mark.xfail(
-    raises=NotPromoted,
-    strict=True,
-    reason="product bug: a blocking check that fails with WARN severity (inconclusive, policy `warn`) counts as "
-    "not passed for AutomationCondition.all_deps_blocking_checks_passed(), so automation never requests "
-    "`promotion` (in-run, WARN does not block). See the NotPromoted message for the evidence.",
-)
 def test_candidate_without_regression_is_promoted_by_the_daemon(
     deployment: Deployment, baseline_gguf: Path
 ) -> None:

@@ -86,7 +86,8 @@ def _status(suite: str, **kw: bool) -> CheckStatus:
 def test_promotion_requires_every_check_found_current_and_passing() -> None:
     ok = [_status("a"), _status("b")]
     assert decide_promotion("cand", "prod", ok).outcome == "promoted"
-    assert decide_promotion("cand", "prod", [_status("a"), _status("b", passed=False)]).outcome == "promoted"
+    warned = decide_promotion("cand", "prod", [_status("a"), CheckStatus("b", "c", True, True, False, True, "too few", "inconclusive")])
+    assert warned.outcome == "promoted" and "warnings: b: too few" in warned.reason
     blocked = decide_promotion("cand", "prod", [_status("a"), _status("b", passed=False, blocking_failure=True)])
     assert blocked.outcome == "blocked" and "b:" in blocked.reason
     assert decide_promotion("cand", "prod", [_status("a", found=False)]).outcome == "blocked"

@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from evalgate_testing import tiny_specs
 
 from eval_assets.definitions import build_definitions
 from eval_assets.instance import evaluate_partition, register_checkpoint
 from eval_assets.paths import HomeLayout
-from evalgate_testing import tiny_specs
 from resources.evalgate import CodeSandbox, EvalgateHome, SuiteSettings
 from resources.results_store import ResultsStore
 
