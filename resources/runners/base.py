@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 #: Called with (items done, items total) as a long step proceeds.
 Progress = Callable[[int, int], None]
@@ -70,3 +70,18 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
         if index != -1:
             cut = min(cut, index)
     return text[:cut]
+
+
+def request_sampling_fields(params: SamplingParams) -> dict[str, Any]:
+    """Sampling fields for servers and engines that take them per request (vLLM, OpenAI-compatible
+    completions). Temperature 0 is greedy; ``top_p`` is sent as 1 then, since some servers reject other values
+    with greedy decoding; the seed is per request, so sampled outputs do not depend on batch composition."""
+    fields: dict[str, Any] = {
+        "temperature": params.temperature,
+        "top_p": params.top_p if params.temperature > 0 else 1.0,
+        "max_tokens": params.max_new_tokens,
+        "seed": params.seed,
+    }
+    if params.stop:
+        fields["stop"] = list(params.stop)
+    return fields

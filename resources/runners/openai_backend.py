@@ -33,7 +33,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from resources.runners.base import LogLikelihood, Progress, SamplingParams, truncate_at_stop
+from resources.runners.base import (
+    LogLikelihood,
+    Progress,
+    SamplingParams,
+    request_sampling_fields,
+    truncate_at_stop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +177,7 @@ def loglikelihood_from_echo(echo: EchoedPrompt, start: int, where: str) -> LogLi
 def completion_kwargs(params: SamplingParams) -> dict[str, Any]:
     """The sampling fields of a ``/v1/completions`` request. Temperature 0 is greedy on vLLM, TGI and
     llama.cpp; ``top_p`` is sent as 1 then, since some servers reject other values with greedy decoding."""
-    kwargs: dict[str, Any] = {
-        "temperature": params.temperature,
-        "top_p": params.top_p if params.temperature > 0 else 1.0,
-        "max_tokens": params.max_new_tokens,
-        "seed": params.seed,
-    }
-    if params.stop:
-        kwargs["stop"] = list(params.stop)
-    return kwargs
+    return request_sampling_fields(params)
 
 
 def _chunks(count: int, size: int) -> list[tuple[int, int]]:

@@ -22,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from resources.runners.base import CheckpointRef, LogLikelihood, Progress, SamplingParams, truncate_at_stop
+from resources.runners.base import (
+    CheckpointRef,
+    LogLikelihood,
+    Progress,
+    SamplingParams,
+    request_sampling_fields,
+    truncate_at_stop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +196,7 @@ def loglikelihood_from_prompt_logprobs(
 def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     """Keyword arguments for ``vllm.SamplingParams``. Temperature 0 is greedy in vLLM; the seed is
     per request, so sampled outputs do not depend on batch composition."""
-    kwargs: dict[str, Any] = {
-        "temperature": params.temperature,
-        "top_p": params.top_p if params.temperature > 0 else 1.0,
-        "max_tokens": params.max_new_tokens,
-        "seed": params.seed,
-    }
-    if params.stop:
-        kwargs["stop"] = list(params.stop)
-    return kwargs
+    return request_sampling_fields(params)
 
 
 def render_chat_with(tokenizer: Any, messages: Sequence[tuple[str, str]]) -> str:

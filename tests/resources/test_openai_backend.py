@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from eval_assets.datapkgs import SMOLLM2_GGUF, DataPackageError, data_file
-from eval_assets.hashing import model_hash
-from resources.runners.base import CheckpointRef, SamplingParams
+from resources.runners.base import SamplingParams
 from resources.runners.openai_backend import (
     EchoedPrompt,
     OpenAIBackendError,
@@ -29,7 +27,6 @@ from resources.runners.openai_backend import (
 )
 
 #: Holds the converted (safetensors) copy of the GGUF checkpoint, made once by ``ensure_loadable_dir``.
-MODEL_CACHE = Path("/tmp/evalgate-cache")
 SERVED = "smollm2-135m-test"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05)
 
@@ -54,29 +51,6 @@ def _load_wire_server_module() -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    from resources.runners.transformers_backend import ensure_loadable_dir
-
-    try:
-        gguf = data_file(SMOLLM2_GGUF)
-    except DataPackageError as exc:
-        pytest.skip(f"SmolLM2 GGUF not available ({exc}); set EVALGATE_DATA_DIR to the data packages")
-    ref = CheckpointRef(name="smollm2", path=gguf, format="gguf", model_hash=model_hash(gguf))
-    return ensure_loadable_dir(ref, MODEL_CACHE)
-
-
-@pytest.fixture(scope="session")
-def reference(smollm2_dir: Path) -> Iterator[Any]:
-    """The transformers backend on CPU in fp32: the numbers the served model must reproduce."""
-    from resources.runners.transformers_backend import TransformersBackend
-
-    ref = CheckpointRef(name="smollm2", path=smollm2_dir, format="hf", model_hash="sha256:test")
-    backend = TransformersBackend(ref, cache_dir=MODEL_CACHE, device="cpu", dtype="float32", batch_size=4)
-    yield backend
-    backend.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,12 @@ logits, against lm-eval's loglikelihood. Tests that need vllm itself skip here (
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eval_assets.datapkgs import SMOLLM2_GGUF, DataPackageError, data_file
-from eval_assets.hashing import model_hash
 from resources.runners.base import CheckpointRef, SamplingParams
 from resources.runners.vllm_backend import (
     INSTALL_HINT,
@@ -29,7 +26,6 @@ from resources.runners.vllm_backend import (
     sampling_kwargs,
 )
 
-MODEL_CACHE = Path("/tmp/evalgate-cache")
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm not installed (needs a CUDA GPU)")
 
@@ -56,28 +52,6 @@ PAIRS = [
     ("In Japanese, Tokyo is written 東京 and", " it is the capital"),
     ("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "Hello!"),  # starts with the prefix token
 ]
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    from resources.runners.transformers_backend import ensure_loadable_dir
-
-    try:
-        gguf = data_file(SMOLLM2_GGUF)
-    except DataPackageError as exc:
-        pytest.skip(f"SmolLM2 GGUF not available ({exc}); set EVALGATE_DATA_DIR to the data packages")
-    ref = CheckpointRef(name="smollm2", path=gguf, format="gguf", model_hash=model_hash(gguf))
-    return ensure_loadable_dir(ref, MODEL_CACHE)
-
-
-@pytest.fixture(scope="session")
-def reference(smollm2_dir: Path) -> Iterator[Any]:
-    from resources.runners.transformers_backend import TransformersBackend
-
-    ref = CheckpointRef(name="smollm2", path=smollm2_dir, format="hf", model_hash="sha256:test")
-    backend = TransformersBackend(ref, cache_dir=MODEL_CACHE, device="cpu", dtype="float32", batch_size=4)
-    yield backend
-    backend.close()
 
 
 def _vllm_prompt_logprobs(model: Any, tokenizer: Any, tokens: list[int]) -> list[dict[int, Any] | None]:
