@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from eval_assets.defs.checkpoint_assets import checkpoint_manifest
+from eval_assets.defs.comparison_assets import build_comparison_asset
 from eval_assets.defs.gate_checks import build_regression_check
 from eval_assets.defs.promotion import build_promotion_asset
 from eval_assets.defs.sensors import checkpoint_inbox
@@ -29,6 +30,7 @@ def build_definitions(
     assets: list[dg.AssetsDefinition] = [checkpoint_manifest]
     for name in suites:
         assets.extend(build_suite_assets(specs[name], policy))
+        assets.append(build_comparison_asset(specs[name], policy))
     assets.append(build_promotion_asset(suites, policy))
     checks = [build_regression_check(name, policy) for name in suites]
     return dg.Definitions(

@@ -42,10 +42,14 @@ class EvalgateHome(dg.ConfigurableResource):
 
 
 class SuiteSettings(dg.ConfigurableResource):
-    """Which profile of each suite to run (``smoke`` or ``full``) and where the data packages are."""
+    """Which profile of each suite to run (``smoke`` or ``full``), where the data packages are, and where the
+    user's own suite specs live (besides the built-in ones)."""
 
     profile: str = "smoke"
     data_dir: str | None = None
+    suites_dir: str | None = Field(
+        default=None, description="a directory of the user's suite specs (default: $EVALGATE_SUITES_DIR)"
+    )
 
     def data_root(self) -> Path:
         return Path(self.data_dir).expanduser().resolve() if self.data_dir else data_dir()
