@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import subprocess
@@ -18,6 +19,9 @@ from eval_assets.paths import HomeLayout, default_home
 if TYPE_CHECKING:
     import dagster as dg
 
+    from eval_assets.suites.spec import SuiteSpec
+    from resources.evalgate import EvalgateHome
+
 
 def _layout(args: argparse.Namespace) -> HomeLayout:
     if args.home:
@@ -25,13 +29,31 @@ def _layout(args: argparse.Namespace) -> HomeLayout:
     return HomeLayout(default_home())
 
 
+def _policy_path(args: argparse.Namespace) -> Path | None:
+    value = getattr(args, "policy", None) or os.environ.get("EVALGATE_POLICY")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _suites_dir(args: argparse.Namespace) -> str | None:
+    return getattr(args, "suites_dir", None) or os.environ.get("EVALGATE_SUITES_DIR")
+
+
+def _specs(args: argparse.Namespace) -> dict[str, SuiteSpec]:
+    from eval_assets.suites.spec import load_suite_specs
+
+    return load_suite_specs()
+
+
 def _definitions(args: argparse.Namespace) -> dg.Definitions:
     from eval_assets.definitions import build_definitions
-    from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
+    from eval_assets.gate import load_gate_policy
+    from resources.evalgate import ModelRunner, SuiteSettings
 
     return build_definitions(
-        evalgate=EvalgateHome(home=str(default_home())),
-        suite_settings=SuiteSettings(profile=args.profile),
+        specs=_specs(args),
+        policy=load_gate_policy(_policy_path(args)),
+        evalgate=_home_resource(args),
+        suite_settings=SuiteSettings(profile=args.profile, suites_dir=_suites_dir(args)),
         model_runner=ModelRunner(batch_size=args.batch_size),
     )
 
@@ -77,32 +99,61 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _only_gate_failures(result: dg.ExecuteInProcessResult) -> bool:
     """A run whose only failure is a blocking gate check is a decision, not an error."""
+    from eval_assets.gate import registered_rules
+
+    checks = {rule.check_name for rule in registered_rules().values()}
     failures = [e for e in result.all_events if e.is_step_failure]
-    return all("no_regression_vs_production" in (e.step_key or "") for e in failures)
+    return all(any(check in (e.step_key or "") for check in checks) for e in failures)
+
+
+def _home_resource(args: argparse.Namespace) -> EvalgateHome:
+    from resources.evalgate import EvalgateHome
+
+    _layout(args)
+    return EvalgateHome(home=str(default_home()), overrides_dir=getattr(args, "overrides_dir", None))
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return getattr(args, "approver", None) or os.environ.get("USER") or getpass.getuser()
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from resources.checkpoint_registry import CheckpointRegistry
-    from resources.results_store import ProductionPointer
-
-    layout = _layout(args)
-    manifest = CheckpointRegistry(layout.registry).get(args.baseline)
-    pointer = ProductionPointer(layout.production_pointer)
-    record = pointer.set(manifest.name, manifest.model_hash, reason="set explicitly as the production baseline")
-    _record_baseline(layout, manifest.name)
-    print(f"production is now {record['checkpoint']} ({record['model_hash']}); previous: {record['previous']}")
-    return 0
-
-
-def _record_baseline(layout: HomeLayout, checkpoint: str) -> None:
+    """The first production baseline. Afterwards production moves only through the gate or an override."""
+    from eval_assets.defs.gate_checks import ensure_policy_consistent
+    from eval_assets.defs.promotion import report_production_move
     from eval_assets.gate import load_gate_policy
-    from resources.results_store import ResultsStore
+    from eval_assets.instance import open_instance
 
-    ResultsStore(layout.tables).record_decision(
-        checkpoint=checkpoint, suite="*", rule="promotion", outcome="baseline", blocking=False,
-        reason="set explicitly with `evalgate promote --baseline`", policy_version=load_gate_policy().version,
-        run_id="cli",
-    )  # fmt: skip
+    home = _home_resource(args)
+    ledger = home.ledger()
+    manifest = home.registry().get(args.baseline)
+    policy = load_gate_policy(_policy_path(args))
+    results = home.results()
+    ensure_policy_consistent(results, policy)
+    scores = results.read("scores", checkpoint=manifest.name)
+    if scores.height == 0:
+        raise ValueError(
+            f"{manifest.name} has no scores: evaluate it first (`evalgate evaluate {manifest.name}`); a baseline "
+            "is the checkpoint whose numbers every candidate is compared with"
+        )
+    with ledger.locked():
+        head = ledger.head()
+        if head is not None:
+            raise ValueError(
+                f"production is already {head.checkpoint} (move {head.sequence}, {head.authority_kind}); "
+                "`promote --baseline` only sets the first one. Production now moves only through the gate, or "
+                f"an override record: `evalgate override new {manifest.name} --rule … --justification … "
+                "--pr URL --approver NAME --expires DATE`, committed, then `evalgate override apply`"
+            )
+        moved = ledger.move(
+            checkpoint=manifest.name, model_hash=manifest.model_hash, expected_predecessor=None,
+            authority_kind="baseline", authority="evalgate promote --baseline", actor=_actor(args),
+            reason=args.reason or "set explicitly as the first production baseline", policy_version=policy.version,
+            policy_hash=policy.policy_hash, run_id="cli",
+        )  # fmt: skip
+    report_production_move(open_instance(home.layout), moved)
+    print(f"production is now {moved.checkpoint} ({moved.model_hash}); first baseline, set by {moved.actor}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -131,18 +182,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.path, args.name, args.hash = str(path), name, None
         cmd_register(args)
     args.names = [BASELINE_NAME]
-    cmd_evaluate(args)
-    args.baseline = BASELINE_NAME
-    cmd_promote(args)
+    if cmd_evaluate(args) != 0:
+        print("evalgate demo: FAILED: the baseline's evaluation failed (see above)", file=sys.stderr)
+        return 1
+    if _home_resource(args).ledger().head() is None:
+        args.baseline, args.reason, args.approver = BASELINE_NAME, "the demo's production baseline", None
+        cmd_promote(args)
     args.names = [DAMAGED_NAME]
     cmd_evaluate(args)
     print()
     print("== summary ==")
+    from eval_assets.demo import demo_verdict
     from eval_assets.report import render_report
     from resources.results_store import ResultsStore
 
-    print(render_report(ResultsStore(layout.tables), [BASELINE_NAME, DAMAGED_NAME]))
+    results = ResultsStore(layout.tables)
+    print(render_report(results, [BASELINE_NAME, DAMAGED_NAME]))
+    verdict = demo_verdict(results, _home_resource(args).ledger().head(), BASELINE_NAME, DAMAGED_NAME)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Browse the lineage: evalgate ui")
+    if verdict:
+        print(f"evalgate demo: FAILED: {verdict}", file=sys.stderr)
+        return 1
+    print(f"evalgate demo: OK: {DAMAGED_NAME} is blocked with its reason; production is still {BASELINE_NAME}")
     return 0
 
 
@@ -158,6 +219,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgate", description=__doc__)
     parser.add_argument("--home", help="evalgate home (default $EVALGATE_HOME or ~/.evalgate)")
+    parser.add_argument("--suites-dir", help="your own suite specs, besides the built-in ones ($EVALGATE_SUITES_DIR)")
+    parser.add_argument("--policy", help="the gate policy file ($EVALGATE_POLICY; default: the packaged gate.yaml)")
+    parser.add_argument("--overrides-dir", help="committed override records ($EVALGATE_OVERRIDES_DIR; <home>/overrides)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="data packages").add_subparsers(dest="data_command", required=True)
@@ -182,9 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--batch-size", type=int, default=8)
         command.set_defaults(func=func)
 
-    promote = sub.add_parser("promote", help="set the production checkpoint explicitly")
-    promote.add_argument("--baseline", required=True, help="checkpoint name")
+    promote = sub.add_parser("promote", help="set the first production baseline (only while there is none)")
+    promote.add_argument("--baseline", required=True, help="checkpoint name (evaluated on every suite)")
+    promote.add_argument("--reason", help="why this checkpoint is the baseline (recorded)")
+    promote.add_argument("--approver", help="who sets it (default: $USER)")
     promote.set_defaults(func=cmd_promote)
+
+    from eval_assets.cli_overrides import add_override_commands
+
+    add_override_commands(sub)
 
     report = sub.add_parser("report", help="print scores, CIs, deltas and gate verdicts")
     report.add_argument("names", nargs="*")

@@ -27,9 +27,11 @@ def compare(
     candidate: str,
     production: str | None,
     policy: GatePolicy,
+    production_model_hash: str | None = None,
+    candidate_model_hash: str | None = None,
 ) -> Comparison:
     """Paired comparison on shared item ids: CI of the accuracy difference (policy ``ci_method``) and
-    McNemar's test."""
+    McNemar's test. The production it was made against (name and model hash) is part of the result."""
     if production_scores is None or production is None or candidate == production:
         values = candidate_scores["score"].to_numpy()
         accuracy = float(values.mean()) if values.size else math.nan
@@ -38,6 +40,7 @@ def compare(
             candidate_accuracy=accuracy, production_accuracy=accuracy, difference=0.0, low=0.0, high=0.0,
             confidence=policy.confidence, method="none", improvements=0, regressions=0, mcnemar_p=1.0,
             mcnemar_method="none", minimum_detectable_effect=math.nan, is_production=candidate == production,
+            production_model_hash=production_model_hash, candidate_model_hash=candidate_model_hash,
         )  # fmt: skip
     joined = candidate_scores.select("item_id", pl.col("score").alias("cand")).join(
         production_scores.select("item_id", pl.col("score").alias("prod")), on="item_id", how="inner"
@@ -63,6 +66,7 @@ def compare(
             difference=diff.estimate, low=diff.low, high=diff.high, confidence=policy.confidence,
             method=diff.method, improvements=int((cand > prod).sum()), regressions=int((cand < prod).sum()),
             mcnemar_p=math.nan, mcnemar_method="n/a (scores are not binary)", minimum_detectable_effect=math.nan,
+            production_model_hash=production_model_hash, candidate_model_hash=candidate_model_hash,
         )  # fmt: skip
     if policy.ci_method == "newcombe":
         diff = stats.paired_proportion_difference_interval(cand, prod, confidence=policy.confidence)
@@ -89,4 +93,5 @@ def compare(
         mcnemar_p=test.p_value,
         mcnemar_method=test.method,
         minimum_detectable_effect=_minimum_detectable_effect(n, test.b + test.c, policy),
+        production_model_hash=production_model_hash, candidate_model_hash=candidate_model_hash,
     )

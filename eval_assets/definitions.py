@@ -5,12 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from eval_assets.defs.checkpoint_assets import checkpoint_manifest
-from eval_assets.defs.comparison_assets import build_comparison_asset
-from eval_assets.defs.gate_checks import build_regression_check
+from eval_assets.defs.comparison_assets import build_comparison_asset, production_asset
+from eval_assets.defs.gate_checks import build_rule_check
 from eval_assets.defs.promotion import build_promotion_asset
 from eval_assets.defs.sensors import checkpoint_inbox
 from eval_assets.defs.suite_assets import build_suite_assets
-from eval_assets.gate import GatePolicy, load_gate_policy
+from eval_assets.gate import GatePolicy, load_gate_policy, registered_rules
 from eval_assets.suites.spec import SuiteSpec, load_suite_specs
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
 
@@ -31,10 +31,17 @@ def build_definitions(
     for name in suites:
         assets.extend(build_suite_assets(specs[name], policy))
         assets.append(build_comparison_asset(specs[name], policy))
-    assets.append(build_promotion_asset(suites, policy))
-    checks = [build_regression_check(name, policy) for name in suites]
+    code_versions = {key: version for a in assets for key, version in a.code_versions_by_key.items() if version}
+    kinds = {name: specs[name].kind for name in suites}
+    checks = [
+        build_rule_check(rule, name, policy, code_versions[dg.AssetKey([rule.target, name])])
+        for rule in registered_rules().values()
+        for name in suites
+        if rule.applies_to(kinds[name])
+    ]
+    assets.append(build_promotion_asset(kinds, policy, code_versions))
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, production_asset],
         asset_checks=checks,
         sensors=[
             checkpoint_inbox,

@@ -13,6 +13,8 @@ import torch
 
 from eval_assets.datapkgs import SMOLLM2_GGUF, data_file
 from eval_assets.hashing import model_hash
+from resources.production_ledger import ProductionHead
+from resources.results_store import ResultsStore
 from resources.runners.base import CheckpointRef
 from resources.runners.transformers_backend import ensure_loadable_dir
 
@@ -54,3 +56,22 @@ def make_damaged_checkpoint(base_gguf: Path, model_cache: Path, target: Path) ->
     tokenizer.save_pretrained(staging)
     staging.rename(target)
     return target
+
+
+def demo_verdict(results: ResultsStore, head: ProductionHead | None, baseline: str, damaged: str) -> str:
+    """What is wrong with the demo's outcome ("" when the damaged copy is blocked with a reason in numbers and
+    the baseline is still production)."""
+    import polars as pl
+
+    if head is None or head.checkpoint != baseline:
+        return f"production should be {baseline}, is {head.checkpoint if head else 'unset'}"
+    decisions = results.read("gate_decisions", checkpoint=damaged)
+    if decisions.height == 0:
+        return f"no gate decision was recorded for {damaged}"
+    failed = decisions.filter(pl.col("blocking") & (pl.col("rule") != "promotion") & (pl.col("outcome") == "fail"))
+    if failed.height == 0:
+        return f"{damaged} was not blocked by any rule"
+    reason = str(failed["reason"][0])
+    if "CI" not in reason:
+        return f"{damaged} was blocked without numbers: {reason}"
+    return ""

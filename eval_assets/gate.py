@@ -1,51 +1,108 @@
-"""Gate rules as pure functions over comparisons, and the versioned policy that parametrizes them.
+"""The promotion gate, pure: the versioned policy, the rule registry, verdicts, and the promotion decision.
 
-``no_regression_vs_production`` reads the paired-bootstrap CI of (candidate − production) on shared items:
+A gate rule is a registered component (:class:`GateRule`): a typed policy section, a pure function from that
+section and one asset's value to a :class:`RuleVerdict`, and the blocking asset check that carries it (built
+generically in :mod:`eval_assets.defs.gate_checks`). The built-in rules live in :mod:`eval_assets.rules`, one
+module each; adding a rule touches its module and one registry line there.
 
-* **fail** (blocks promotion) when the CI's upper bound is below −margin: the data show a regression
-  larger than the margin;
-* **pass** when the CI's lower bound is at or above −margin: any regression is within the margin;
-* **inconclusive** otherwise: the suite is too small to decide at this margin; the policy says whether that
-  warns or blocks, and the verdict says what the sample can detect.
-
-The CI is Newcombe's paired score interval by default (``ci_method`` in the policy), or a paired percentile
-bootstrap.
+:func:`decide_promotion` is the only way the gate moves production: every expected check must be found, run
+against the latest materialization under the asset's current code version and the current policy hash, and
+(for rules that compare) against the current production checkpoint and model hash. A blocking failure of a
+rule can be lifted only by a valid override record naming that rule; stale or missing evidence never can.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from eval_assets.hashing import hash_value
 from eval_assets.yaml_models import parse_yaml_model
 
 Outcome = Literal["pass", "fail", "inconclusive", "no_production", "is_production"]
+Target = Literal["comparison", "scores"]
 
 
 class GatePolicyError(ValueError):
-    """The gate policy file is malformed."""
+    """The gate policy file is malformed, or its content changed without a new version."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RegressionRule(_Strict):
-    margin: float = Field(ge=0.0, lt=1.0)
-    inconclusive: Literal["warn", "block"] = "warn"
+@dataclass(frozen=True)
+class RuleVerdict:
+    rule: str
+    suite: str
+    outcome: Outcome
+    blocking: bool
+    observed: float
+    low: float
+    high: float
+    threshold: float
+    n: int
+    reason: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # what the verdict rests on (e.g. production)
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-class RegressionPolicy(RegressionRule):
-    suites: dict[str, RegressionRule] = {}
+@dataclass(frozen=True)
+class GateRule:
+    """A registered gate rule.
 
-    def for_suite(self, suite: str) -> RegressionRule:
-        return self.suites.get(suite, RegressionRule(margin=self.margin, inconclusive=self.inconclusive))
+    ``evaluate(section, value, policy, suite)`` is pure: ``section`` is the rule's typed policy section,
+    ``value`` the target asset's output (the ``comparison/<suite>`` row or the ``scores/<suite>`` summary).
+    ``compares_to_production`` rules must put ``production`` and ``production_model_hash`` in the verdict's
+    evidence; promotion then requires them to be the current production's.
+    """
+
+    name: str
+    check_name: str
+    target: Target
+    section: type[BaseModel]
+    evaluate: Callable[[Any, Mapping[str, Any], GatePolicy, str], RuleVerdict]
+    describe: Callable[[Any, GatePolicy, str], str]
+    applies_to: Callable[[str], bool] = lambda _kind: True  # by suite kind
+    compares_to_production: bool = False
+
+
+_RULES: dict[str, GateRule] = {}
+
+
+def register_rule(rule: GateRule) -> GateRule:
+    if rule.name in _RULES and _RULES[rule.name] is not rule:
+        raise ValueError(f"gate rule {rule.name!r} is registered twice")
+    _RULES[rule.name] = rule
+    return rule
+
+
+def registered_rules() -> dict[str, GateRule]:
+    """Every registered rule, by name (the built-in ones are imported on first use)."""
+    import eval_assets.rules  # noqa: F401  (registers the built-in rules)
+
+    return dict(_RULES)
+
+
+class OverridePolicy(_Strict):
+    require_committed: bool = Field(
+        default=True, description="an override file counts only when committed, unmodified, in a git repository"
+    )
+    max_days: int = Field(default=30, gt=0, description="the longest an override may stay valid")
+
+
+CORE_FIELDS = ("version", "confidence", "ci_method", "bootstrap_resamples", "seed", "power", "overrides")
 
 
 class GatePolicy(_Strict):
@@ -55,18 +112,71 @@ class GatePolicy(_Strict):
     bootstrap_resamples: int = Field(ge=1000)
     seed: int = 0
     power: float = Field(default=0.8, gt=0.0, lt=1.0)
-    no_regression_vs_production: RegressionPolicy
+    overrides: OverridePolicy = OverridePolicy()
+    rules: dict[str, Any] = Field(default_factory=dict, description="rule name -> its typed policy section")
+    _hash: str = PrivateAttr(default="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_sections(cls, raw: Any) -> Any:
+        """Every top-level key other than the core fields is a rule's section, validated by that rule."""
+        if not isinstance(raw, dict) or "rules" in raw:
+            return raw
+        rules = registered_rules()
+        core = {key: value for key, value in raw.items() if key in CORE_FIELDS}
+        sections: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in CORE_FIELDS:
+                continue
+            if key not in rules:
+                raise ValueError(
+                    f"unknown policy section {key!r}: the registered gate rules are {sorted(rules)} "
+                    f"(core fields: {list(CORE_FIELDS)})"
+                )
+            sections[key] = rules[key].section.model_validate(value or {})
+        for name, rule in rules.items():
+            if name not in sections:
+                sections[name] = rule.section.model_validate({})
+        return core | {"rules": sections}
+
+    def section(self, rule: str) -> Any:
+        return self.rules[rule]
 
     @property
     def code_version(self) -> str:
-        return hash_value(self.model_dump(mode="json"))[:16]
+        """The policy hash: of its whole content, rule sections included. Recorded with every decision."""
+        if not self._hash:
+            content = self.model_dump(mode="json", exclude={"rules"}) | {
+                "rules": {name: section.model_dump(mode="json") for name, section in sorted(self.rules.items())}
+            }
+            object.__setattr__(self, "_hash", hash_value(content)[:16])
+        return self._hash
+
+    @property
+    def policy_hash(self) -> str:
+        return self.code_version
 
 
 def load_gate_policy(path: Path | None = None) -> GatePolicy:
     """The gate policy: ``path``, or the packaged ``eval_assets/policy/gate.yaml``."""
     source = path or Path(str(resources.files("eval_assets.policy").joinpath("gate.yaml")))
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GatePolicyError(f"{source}: cannot read the gate policy ({exc})") from exc
     return parse_yaml_model(GatePolicy, text, source=str(source), what="gate policy", error=GatePolicyError)
+
+
+def check_policy_version(policy: GatePolicy, recorded: Mapping[int, set[str]]) -> None:
+    """Refuse a policy whose content changed without a new ``version`` (``recorded``: every hash seen under
+    each version in ``gate_decisions``)."""
+    others = recorded.get(policy.version, set()) - {policy.policy_hash}
+    if others:
+        raise GatePolicyError(
+            f"gate policy version {policy.version} was recorded with content hash {sorted(others)[0]}, but the "
+            f"policy now hashes to {policy.policy_hash}: its content changed without a new version. Bump "
+            "`version` in the policy file so decisions under the old and new thresholds stay distinguishable."
+        )
 
 
 @dataclass(frozen=True)
@@ -90,81 +200,14 @@ class Comparison:
     mcnemar_method: str
     minimum_detectable_effect: float
     is_production: bool = False
+    production_model_hash: str | None = None
+    candidate_model_hash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class RuleVerdict:
-    rule: str
-    suite: str
-    outcome: Outcome
-    blocking: bool
-    observed: float
-    low: float
-    high: float
-    threshold: float
-    n: int
-    reason: str
-
-    @property
-    def passed(self) -> bool:
-        return not self.blocking
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-CI_USAGE = (
-    "Fail when the upper bound of the {conf:.0%} {method} CI of (candidate - production) is below "
-    "-{margin:.3f} (a regression beyond the margin is shown); pass when its lower bound is at or above "
-    "-{margin:.3f}; otherwise inconclusive ({inconclusive})."
-)
-
-
-def describe_ci_usage(policy: GatePolicy, suite: str) -> str:
-    """How ``no_regression_vs_production`` uses the CI for ``suite``, in words, for the check's metadata."""
-    rule = policy.no_regression_vs_production.for_suite(suite)
-    method = "Newcombe paired-score" if policy.ci_method == "newcombe" else "paired percentile-bootstrap"
-    return CI_USAGE.format(conf=policy.confidence, method=method, margin=rule.margin, inconclusive=rule.inconclusive)
-
-
-def no_regression_vs_production(comparison: Comparison, policy: GatePolicy) -> RuleVerdict:
-    rule = policy.no_regression_vs_production.for_suite(comparison.suite)
-    threshold = -rule.margin
-
-    def verdict(outcome: Outcome, blocking: bool, reason: str) -> RuleVerdict:
-        return RuleVerdict(
-            rule="no_regression_vs_production", suite=comparison.suite, outcome=outcome, blocking=blocking,
-            observed=comparison.difference, low=comparison.low, high=comparison.high, threshold=threshold,
-            n=comparison.n, reason=reason,
-        )  # fmt: skip
-
-    interval = (
-        f"difference {comparison.difference:+.3f} "
-        f"({comparison.confidence:.0%} CI [{comparison.low:+.3f}, {comparison.high:+.3f}], n={comparison.n}, "
-        f"{comparison.regressions} items lost / {comparison.improvements} gained"
-        + ("" if math.isnan(comparison.mcnemar_p) else f", McNemar p={comparison.mcnemar_p:.3g}")
-        + ")"
-    )
-    if comparison.production is None:
-        return verdict("no_production", False, "no production checkpoint yet; set one with `evalgate promote --baseline NAME`")
-    if comparison.is_production:
-        return verdict("is_production", False, "this checkpoint is production")
-    if comparison.high < threshold:
-        return verdict("fail", True, f"regression beyond the {rule.margin:.1%} margin: {interval}")
-    if comparison.low >= threshold:
-        return verdict("pass", False, f"no regression beyond {rule.margin:.1%}: {interval}")
-    mde = comparison.minimum_detectable_effect
-    if math.isnan(mde):
-        resolution = ""
-    elif mde < 1.0:
-        resolution = f"; {comparison.n} items can detect a difference of {mde:.1%} at {policy.power:.0%} power"
-    else:
-        resolution = f"; {comparison.n} items cannot detect any difference at {policy.power:.0%} power"
-    too_small = f"too few items to decide at a {rule.margin:.1%} margin: {interval}{resolution}"
-    return verdict("inconclusive", rule.inconclusive == "block", too_small)
+# -- promotion -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -173,12 +216,38 @@ class CheckStatus:
 
     suite: str
     check: str
+    rule: str
     found: bool
-    passed: bool
     blocking_failure: bool  # failed with ERROR severity
     current: bool  # evaluated against the latest materialization of its asset
     reason: str
     outcome: str = ""  # the rule's outcome (pass, fail, inconclusive, ...), from the check's metadata
+    code_version: str | None = None  # of the materialization the check evaluated
+    expected_code_version: str | None = None  # of the asset in the definitions now
+    policy_hash: str | None = None
+    production: str | None = None  # the production the evidence was compared against
+    production_model_hash: str | None = None
+    compares_to_production: bool = False
+
+
+@dataclass(frozen=True)
+class ProductionRef:
+    checkpoint: str
+    model_hash: str
+
+
+@dataclass(frozen=True)
+class OverrideStatus:
+    """An override record for the checkpoint, as validated (see :mod:`eval_assets.overrides`)."""
+
+    path: str
+    authority: str  # path, content hash and commit
+    rules: frozenset[str]
+    problems: tuple[str, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
 
 
 PromotionOutcome = Literal["promoted", "blocked", "awaiting_baseline", "already_production"]
@@ -189,32 +258,93 @@ class PromotionDecision:
     outcome: PromotionOutcome
     reason: str
     checks: tuple[CheckStatus, ...]
+    authority_kind: Literal["gate", "override"] = "gate"
+    override: str = ""
 
     @property
     def moves_pointer(self) -> bool:
         return self.outcome == "promoted"
 
 
-def decide_promotion(checkpoint: str, production: str | None, checks: list[CheckStatus]) -> PromotionDecision:
-    """Promote only when every blocking check was found, is current, and did not fail with ERROR severity."""
+ROLLBACK = "rollback"  # the rule name an override lists to move production back to an earlier production
+
+
+def evidence_problems(status: CheckStatus, production: ProductionRef, policy_hash: str) -> list[str]:
+    """Why a check's result cannot count (missing, stale, or against another production or policy)."""
+    where = f"{status.suite}: check {status.check}"
+    if not status.found:
+        return [f"{where} has no result for this checkpoint"]
     problems = []
-    for status in checks:
-        if not status.found:
-            problems.append(f"{status.suite}: check {status.check} has no result for this checkpoint")
-        elif not status.current:
-            problems.append(f"{status.suite}: check {status.check} ran against an older materialization")
-        elif status.blocking_failure:
-            problems.append(f"{status.suite}: {status.reason}")
+    if not status.current:
+        problems.append(f"{where} ran against an older materialization; re-run the check")
+    if status.expected_code_version is not None and status.code_version != status.expected_code_version:
+        problems.append(
+            f"{where} judged a result of code version {status.code_version}, the asset is now "
+            f"{status.expected_code_version}; re-materialize it"
+        )
+    if status.policy_hash != policy_hash:
+        problems.append(f"{where} was decided under policy {status.policy_hash}, the policy is now {policy_hash}")
+    if status.compares_to_production:
+        if status.outcome == "no_production":
+            problems.append(f"{where} compared against no production, but production is {production.checkpoint}")
+        elif (status.production, status.production_model_hash) != (production.checkpoint, production.model_hash):
+            problems.append(
+                f"{where} compared against {status.production} ({status.production_model_hash}), but production "
+                f"is now {production.checkpoint} ({production.model_hash}); the comparison must be re-run"
+            )
+    return problems
+
+
+def decide_promotion(
+    checkpoint: str,
+    production: ProductionRef | None,
+    checks: list[CheckStatus],
+    *,
+    policy_hash: str,
+    was_production: bool = False,
+    override: OverrideStatus | None = None,
+) -> PromotionDecision:
+    """Promote only on complete, current evidence against the current production; see the module doc."""
+    statuses = tuple(checks)
+    if not checks:
+        return PromotionDecision("blocked", "no gate check applies to this checkpoint: nothing to decide on", statuses)
     if production is None:
         return PromotionDecision(
             "awaiting_baseline",
             "no production checkpoint yet; set the first one with `evalgate promote --baseline NAME`",
-            tuple(checks),
+            statuses,
         )
-    if production == checkpoint:
-        return PromotionDecision("already_production", f"{checkpoint} is production", tuple(checks))
-    if problems:
-        return PromotionDecision("blocked", "; ".join(problems), tuple(checks))
-    warnings = [f"{s.suite}: {s.reason}" for s in checks if s.outcome == "inconclusive"]
-    reason = "every blocking check passed" + (f" (warnings: {'; '.join(warnings)})" if warnings else "")
-    return PromotionDecision("promoted", reason, tuple(checks))
+    if production.checkpoint == checkpoint:
+        return PromotionDecision("already_production", f"{checkpoint} is production", statuses)
+    stale = [problem for status in checks for problem in evidence_problems(status, production, policy_hash)]
+    if stale:
+        return PromotionDecision("blocked", "evidence does not match: " + "; ".join(stale), statuses)
+    failed = [s for s in checks if s.blocking_failure]
+    lifted: set[str] = {s.rule for s in failed}
+    if was_production:
+        lifted.add(ROLLBACK)
+    if not lifted:
+        warnings = [f"{s.suite}: {s.reason}" for s in checks if s.outcome == "inconclusive"]
+        reason = "every blocking check passed" + (f" (warnings: {'; '.join(warnings)})" if warnings else "")
+        return PromotionDecision("promoted", reason, statuses)
+    failures = [f"{s.suite}: {s.reason}" for s in failed]
+    if was_production:
+        failures.append(
+            f"{checkpoint} was production before; moving back needs an override record listing `{ROLLBACK}`"
+        )
+    if override is None:
+        return PromotionDecision("blocked", "; ".join(failures), statuses)
+    if not override.valid:
+        return PromotionDecision(
+            "blocked", "; ".join(failures) + f"; override {override.path} refused: " + "; ".join(override.problems),
+            statuses,
+        )  # fmt: skip
+    uncovered = sorted(lifted - override.rules)
+    if uncovered:
+        return PromotionDecision(
+            "blocked", "; ".join(failures) + f"; override {override.path} does not cover {uncovered}", statuses
+        )
+    return PromotionDecision(
+        "promoted", f"promoted by override {override.authority} over: " + "; ".join(failures), statuses,
+        authority_kind="override", override=override.authority,
+    )  # fmt: skip

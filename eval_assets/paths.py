@@ -50,4 +50,16 @@ class HomeLayout:
 
     @property
     def production_pointer(self) -> Path:
+        """A readable view of the current production; the truth is the history in ``gate_decisions``."""
         return self.root / "production.json"
+
+    @property
+    def production_lock(self) -> Path:
+        """Held while the gate decides and moves production (serialises compare → promote per home)."""
+        return self.root / "production.lock"
+
+
+def overrides_dir(layout: HomeLayout, configured: str | None = None) -> Path:
+    """Override records: ``configured``, else ``$EVALGATE_OVERRIDES_DIR``, else ``<home>/overrides``."""
+    value = configured or os.environ.get("EVALGATE_OVERRIDES_DIR")
+    return Path(value).expanduser().resolve() if value else layout.root / "overrides"

@@ -11,10 +11,11 @@ from pydantic import Field
 
 from eval_assets.checkpoints import CheckpointManifest
 from eval_assets.datapkgs import data_dir
-from eval_assets.paths import HomeLayout, default_home
+from eval_assets.paths import HomeLayout, default_home, overrides_dir
 from resources.checkpoint_registry import CheckpointRegistry
 from resources.prediction_cache import PredictionCache
-from resources.results_store import ProductionPointer, ResultsStore
+from resources.production_ledger import ProductionLedger
+from resources.results_store import ResultsStore
 from resources.runners.base import CheckpointRef, ModelBackend
 from sandboxes import SandboxPool
 
@@ -23,6 +24,10 @@ class EvalgateHome(dg.ConfigurableResource):
     """Where evalgate keeps state; ``home`` unset means ``$EVALGATE_HOME`` or ``~/.evalgate`` at run time."""
 
     home: str | None = None
+    overrides_dir: str | None = Field(
+        default=None,
+        description="the committed override records (default: $EVALGATE_OVERRIDES_DIR, else <home>/overrides)",
+    )
 
     @property
     def layout(self) -> HomeLayout:
@@ -37,8 +42,13 @@ class EvalgateHome(dg.ConfigurableResource):
     def results(self) -> ResultsStore:
         return ResultsStore(self.layout.tables)
 
-    def production(self) -> ProductionPointer:
-        return ProductionPointer(self.layout.production_pointer)
+    def ledger(self) -> ProductionLedger:
+        """Production, derived from the verified history of moves in ``gate_decisions``."""
+        layout = self.layout
+        return ProductionLedger(self.results(), self.registry(), layout.production_pointer, layout.production_lock)
+
+    def overrides(self) -> Path:
+        return overrides_dir(self.layout, self.overrides_dir)
 
 
 class SuiteSettings(dg.ConfigurableResource):

@@ -7,9 +7,6 @@ Tables (schemas in README.md): ``predictions``, ``code_executions``, ``item_scor
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +28,21 @@ GATE_DECISION_SCHEMA = pl.Schema(
         "n": pl.Int64(),
         "reason": pl.String(),
         "policy_version": pl.Int64(),
+        "policy_hash": pl.String(),
         "run_id": pl.String(),
         "decided_at": pl.Datetime("us", "UTC"),
+        # the evidence a rule's verdict rests on: which production it was compared against
+        "production": pl.String(),
+        "production_model_hash": pl.String(),
+        # production moves (rule = "production_move"): see resources/production_ledger.py
+        "model_hash": pl.String(),
+        "predecessor": pl.String(),
+        "authority_kind": pl.String(),
+        "authority": pl.String(),
+        "actor": pl.String(),
+        "sequence": pl.Int64(),
+        "moved_at": pl.String(),
+        "chain_hash": pl.String(),
     }
 )
 
@@ -93,20 +103,38 @@ class ResultsStore:
         blocking: bool,
         reason: str,
         policy_version: int,
+        policy_hash: str,
         run_id: str,
         n: int = 0,
         observed: float | None = None,
         ci_low: float | None = None,
         ci_high: float | None = None,
         threshold: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Append one gate decision (a rule's verdict on one suite, or the promotion outcome with suite '*')."""
-        row = {
+        """Append one gate decision (a rule's verdict on one suite, the promotion outcome with suite '*', or a
+        production move). ``extra`` fills the other columns of :data:`GATE_DECISION_SCHEMA`."""
+        unknown = set(extra or {}) - set(GATE_DECISION_SCHEMA)
+        if unknown:
+            raise ValueError(f"gate_decisions has no column(s) {sorted(unknown)}")
+        row = dict.fromkeys(GATE_DECISION_SCHEMA) | {
             "checkpoint": checkpoint, "suite": suite, "rule": rule, "outcome": outcome, "blocking": blocking,
             "observed": observed, "ci_low": ci_low, "ci_high": ci_high, "threshold": threshold, "n": n,
-            "reason": reason, "policy_version": policy_version, "run_id": run_id, "decided_at": datetime.now(UTC),
-        }  # fmt: skip
+            "reason": reason, "policy_version": policy_version, "policy_hash": policy_hash, "run_id": run_id,
+            "decided_at": datetime.now(UTC),
+        } | (extra or {})  # fmt: skip
         self.append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
+
+    def policy_hashes(self) -> dict[int, set[str]]:
+        """Every policy hash recorded under each policy version (a version must name one content)."""
+        decisions = self.read("gate_decisions")
+        if decisions.height == 0 or "policy_hash" not in decisions.columns:
+            return {}
+        pairs = decisions.select("policy_version", "policy_hash").drop_nulls().unique().rows()
+        seen: dict[int, set[str]] = {}
+        for version, digest in pairs:
+            seen.setdefault(int(version), set()).add(str(digest))
+        return seen
 
     def read(self, table: str, *, checkpoint: str | None = None, suite: str | None = None) -> pl.DataFrame:
         path = self.table_path(table)
@@ -118,32 +146,3 @@ class ResultsStore:
         if suite is not None:
             scan = scan.filter(pl.col("suite") == suite)
         return scan.collect()
-
-
-class ProductionPointer:
-    """Which checkpoint is in production: a small JSON file replaced atomically; every move is also
-    recorded in ``gate_decisions``."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-
-    def get(self) -> dict[str, Any] | None:
-        if not self.file.is_file():
-            return None
-        value: dict[str, Any] = json.loads(self.file.read_text(encoding="utf-8"))
-        return value
-
-    def set(self, checkpoint: str, model_hash: str, reason: str) -> dict[str, Any]:
-        record = {
-            "checkpoint": checkpoint,
-            "model_hash": model_hash,
-            "reason": reason,
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            "previous": (self.get() or {}).get("checkpoint"),
-        }
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(dir=self.file.parent, prefix=".production-", suffix=".json")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(record, out, indent=2, sort_keys=True)
-        os.replace(staging, self.file)
-        return record

@@ -7,19 +7,27 @@ import dagster as dg
 AC = dg.AutomationCondition
 
 
-def evaluate_when_new_or_changed() -> dg.AutomationCondition:
+def evaluate_when_new_or_changed(
+    also: dg.AutomationCondition | None = None, external: dg.AssetSelection | None = None
+) -> dg.AutomationCondition:
     """Materialize a partition when it is new, when an upstream's data version changed or is about to be
-    requested, or when this asset's code version changed; never while anything upstream is missing or running."""
+    requested, when this asset's code version changed, or when ``also`` holds; never while anything upstream
+    is missing or running (``external`` deps, reported from outside any run, are not waited for)."""
     changed: dg.AutomationCondition = (
         AC.newly_missing()
         | AC.any_deps_match(AC.data_version_changed() | AC.will_be_requested())
         | AC.code_version_changed()
     )
+    if also is not None:
+        changed = changed | also
     # newly_missing() fires on the same tick as since_last_handled()'s initial-evaluation reset, and the reset
     # wins: a partition registered before the automation sensor's first evaluation would never be requested.
     first_tick = AC.missing() & AC.initial_evaluation()
     trigger = changed.since_last_handled() | first_tick
-    return (trigger & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
+    deps_missing = AC.any_deps_match(AC.missing() & ~AC.will_be_requested())
+    if external is not None:
+        deps_missing = deps_missing.ignore(external)
+    return (trigger & ~deps_missing & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label(
         "evaluate_when_new_or_changed"
     )
 

@@ -1,76 +1,186 @@
-"""``promotion``: moves the production pointer when every blocking check of the checkpoint passed.
+"""``promotion``: moves production to this checkpoint when the gate's evidence is complete, current and passing.
 
 It re-reads the check results from the event log itself rather than trusting orchestration: automation can
-run this asset alone in a later run (DESIGN.md §8), after a failed check in an earlier one.
+run this asset alone in a later run (DESIGN.md §8), after a failed check in an earlier one. It decides and
+moves under the home's production lock, and every check must have compared against the production that holds
+when the lock is taken, so two candidates compared against one production cannot both be promoted.
 """
 
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dagster as dg
-from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.definitions.data_version import CODE_VERSION_TAG, DATA_VERSION_TAG
 
 from eval_assets.defs.automation import gated
+from eval_assets.defs.comparison_assets import PRODUCTION
+from eval_assets.defs.gate_checks import ensure_policy_consistent
 from eval_assets.defs.partitions import checkpoints
-from eval_assets.gate import CheckStatus, GatePolicy, decide_promotion
+from eval_assets.event_log import latest_check_evaluation
+from eval_assets.gate import (
+    ROLLBACK,
+    CheckStatus,
+    GatePolicy,
+    GateRule,
+    ProductionRef,
+    PromotionDecision,
+    decide_promotion,
+    registered_rules,
+)
+from eval_assets.overrides import override_path, validate_override
 from resources.evalgate import EvalgateHome
+from resources.production_ledger import ProductionHead
 
 
-def read_check_status(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, partition: str) -> CheckStatus:
-    suite = check_key.asset_key.path[-1]
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=1, partition_filter=PartitionKeyFilter(key=partition)
-    )
-    evaluation = history[0].evaluation if history else None
+@dataclass(frozen=True)
+class ExpectedCheck:
+    """A check promotion requires, with the code version its target asset has in these definitions."""
+
+    key: dg.AssetCheckKey
+    rule: GateRule
+    suite: str
+    code_version: str
+
+
+def _text(metadata: Mapping[str, Any], key: str) -> str | None:
+    value = metadata.get(key)
+    return None if value is None else str(value.value)
+
+
+def read_check_status(instance: dg.DagsterInstance, expected: ExpectedCheck, partition: str) -> CheckStatus:
+    key = expected.key
+    base = CheckStatus(
+        suite=expected.suite, check=key.name, rule=expected.rule.name, found=False, blocking_failure=True,
+        current=False, reason="no evaluation recorded", expected_code_version=expected.code_version,
+        compares_to_production=expected.rule.compares_to_production,
+    )  # fmt: skip
+    evaluation = latest_check_evaluation(instance, key, partition)
     if evaluation is None:
-        return CheckStatus(suite, check_key.name, False, False, True, False, "no evaluation recorded")
+        return base
     latest = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]), limit=1
+        dg.AssetRecordsFilter(asset_key=key.asset_key, asset_partitions=[partition]), limit=1
     ).records
     target = evaluation.target_materialization_data
-    current = bool(latest) and target is not None and target.storage_id == latest[0].storage_id
-    reason_value = evaluation.metadata.get("reason")
-    reason = str(reason_value.value) if reason_value is not None else (evaluation.description or "")
-    outcome_value = evaluation.metadata.get("outcome")
-    return CheckStatus(
-        suite=suite,
-        check=check_key.name,
+    metadata = evaluation.metadata
+    materialization = latest[0].asset_materialization if latest else None
+    code_version = materialization.tags.get(CODE_VERSION_TAG) if materialization and materialization.tags else None
+    # the check judged the latest materialization, and says it judged the code version that one has
+    current = (
+        bool(latest) and target is not None and target.storage_id == latest[0].storage_id
+        and _text(metadata, "code_version") == code_version
+    )
+    return replace(
+        base,
         found=True,
-        passed=evaluation.passed,
         blocking_failure=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,
         current=current,
-        reason=reason,
-        outcome=str(outcome_value.value) if outcome_value is not None else "",
+        reason=_text(metadata, "reason") or evaluation.description or "",
+        outcome=_text(metadata, "outcome") or "",
+        code_version=code_version,
+        policy_hash=_text(metadata, "policy_hash"),
+        production=_text(metadata, "production"),
+        production_model_hash=_text(metadata, "production_model_hash"),
     )
 
 
-def build_promotion_asset(suites: list[str], policy: GatePolicy) -> dg.AssetsDefinition:
-    comparison_keys = [dg.AssetKey(["comparison", suite]) for suite in suites]
-    check_keys = [dg.AssetCheckKey(key, "no_regression_vs_production") for key in comparison_keys]
+def report_production_move(instance: dg.DagsterInstance, head: ProductionHead) -> None:
+    """Record the move as a materialization of the ``production`` asset (lineage, staleness, automation)."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=PRODUCTION,
+            description=f"production is {head.checkpoint} ({head.authority_kind}: {head.authority})",
+            metadata={
+                "checkpoint": head.checkpoint, "model_hash": head.model_hash, "sequence": head.sequence,
+                "predecessor": head.predecessor or "(none)", "authority": f"{head.authority_kind}: {head.authority}",
+                "actor": head.actor,
+            },
+            tags={DATA_VERSION_TAG: head.chain_hash.removeprefix("sha256:")[:32]},
+        )
+    )
+
+
+def expected_checks(
+    suites: Mapping[str, str], code_versions: Mapping[dg.AssetKey, str], rules: Sequence[GateRule]
+) -> list[ExpectedCheck]:
+    """Every (rule, suite) check that applies, given each suite's kind."""
+    expected = []
+    for suite, kind in sorted(suites.items()):
+        for rule in rules:
+            if rule.applies_to(kind):
+                asset = dg.AssetKey([rule.target, suite])
+                expected.append(
+                    ExpectedCheck(dg.AssetCheckKey(asset, rule.check_name), rule, suite, code_versions[asset])
+                )
+    return expected
+
+
+def build_promotion_asset(
+    suites: Mapping[str, str], policy: GatePolicy, code_versions: Mapping[dg.AssetKey, str]
+) -> dg.AssetsDefinition:
+    """``suites``: suite name -> kind; ``code_versions``: the code version of every asset a rule targets."""
+    rules = list(registered_rules().values())
+    expected = expected_checks(suites, code_versions, rules)
+    known_rules = {rule.name for rule in rules} | {ROLLBACK}
+    deps = sorted({check.key.asset_key for check in expected}, key=lambda key: key.to_user_string())
 
     @dg.asset(
-        deps=comparison_keys,
+        deps=deps,
         partitions_def=checkpoints,
         code_version=policy.code_version,
         automation_condition=gated(),
         group_name="gate",
         kinds={"python"},
-        description="Moves the production pointer to this checkpoint when every blocking gate check passed.",
+        pool="evalgate_promotion",
+        description="Moves production to this checkpoint when every blocking gate check passed on current "
+        "evidence against the current production (or a valid override record lifts the failed rules).",
     )
     def promotion(context: dg.AssetExecutionContext, evalgate: EvalgateHome) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
-        statuses = [read_check_status(context.instance, key, checkpoint) for key in check_keys]
-        pointer = evalgate.production()
-        current = pointer.get()
-        decision = decide_promotion(checkpoint, current["checkpoint"] if current else None, statuses)
-        if decision.moves_pointer:
-            manifest = evalgate.registry().get(checkpoint)
-            pointer.set(checkpoint, manifest.model_hash, reason=f"gate passed in run {context.run_id}")
-        evalgate.results().record_decision(
-            checkpoint=checkpoint, suite="*", rule="promotion", outcome=decision.outcome,
-            blocking=decision.outcome == "blocked", reason=decision.reason, policy_version=policy.version,
-            run_id=context.run_id, n=len(statuses),
-        )  # fmt: skip
+        results = evalgate.results()
+        ensure_policy_consistent(results, policy)
+        ledger = evalgate.ledger()
+        manifest = evalgate.registry().get(checkpoint)
+        with ledger.locked():
+            head = ledger.head()
+            statuses = [read_check_status(context.instance, check, checkpoint) for check in expected]
+            file = override_path(evalgate.overrides(), checkpoint)
+            override = (
+                validate_override(
+                    file, checkpoint=checkpoint, model_hash=manifest.model_hash, policy=policy.overrides,
+                    known_rules=known_rules,
+                )
+                if file.is_file()
+                else None
+            )
+            decision: PromotionDecision = decide_promotion(
+                checkpoint,
+                ProductionRef(head.checkpoint, head.model_hash) if head else None,
+                statuses,
+                policy_hash=policy.policy_hash,
+                was_production=ledger.was_production(checkpoint),
+                override=override,
+            )
+            moved = None
+            if decision.moves_pointer and head is not None:
+                moved = ledger.move(
+                    checkpoint=checkpoint, model_hash=manifest.model_hash, expected_predecessor=head.checkpoint,
+                    authority_kind=decision.authority_kind,
+                    authority=decision.override or f"gate run {context.run_id}", actor="evalgate gate",
+                    reason=decision.reason, policy_version=policy.version, policy_hash=policy.policy_hash,
+                    run_id=context.run_id,
+                )  # fmt: skip
+            results.record_decision(
+                checkpoint=checkpoint, suite="*", rule="promotion", outcome=decision.outcome,
+                blocking=decision.outcome == "blocked", reason=decision.reason, policy_version=policy.version,
+                policy_hash=policy.policy_hash, run_id=context.run_id, n=len(statuses),
+                extra={"production": head.checkpoint if head else None,
+                       "production_model_hash": head.model_hash if head else None},
+            )  # fmt: skip
+        if moved is not None:
+            report_production_move(context.instance, moved)
+            context.log.info(f"production is now {checkpoint} (was {moved.predecessor}): {decision.reason}")
         value = {"checkpoint": checkpoint, "outcome": decision.outcome, "reason": decision.reason}
         return dg.Output(value, metadata={"outcome": decision.outcome, "reason": decision.reason})
 

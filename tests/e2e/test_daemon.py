@@ -25,7 +25,8 @@ from dagster._core.scheduler.instigation import TickStatus
 from e2e.e2e_support import Service, make_dagster_home, service_env, wait_until, write_workspace
 
 from resources.checkpoint_registry import CheckpointRegistry
-from resources.results_store import ProductionPointer, ResultsStore
+from resources.evalgate import EvalgateHome
+from resources.results_store import ResultsStore
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +100,8 @@ class Deployment:
         staging.rename(self.inbox / file_name)
 
     def production(self) -> str | None:
-        pointer = ProductionPointer(self.home / "production.json").get()
-        return pointer["checkpoint"] if pointer else None
+        head = EvalgateHome(home=str(self.home)).ledger().head()
+        return head.checkpoint if head else None
 
     def promotion_rows(self, checkpoint: str) -> pl.DataFrame | None:
         """The promotion decisions of ``checkpoint``, or None; fails fast on a failed run of it."""

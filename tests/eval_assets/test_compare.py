@@ -62,13 +62,14 @@ def test_a_real_regression_is_detected() -> None:
 
 def test_agreement_on_a_tiny_suite_proves_nothing() -> None:
     """Both checkpoints 0/8: the percentile bootstrap collapses to [0, 0]; the gate's default CI must not."""
-    from eval_assets.gate import no_regression_vs_production
+    from eval_assets.rules import regression
 
     zeros = _scores([False] * 8)
     result = compare(zeros, zeros, suite="s", candidate="c", production="p", policy=POLICY)
     assert result.method.startswith("newcombe")
     assert result.low < -0.2 and result.high > 0.2
-    assert no_regression_vs_production(result, POLICY).outcome == "inconclusive"
+    verdict = regression.evaluate(POLICY.section(regression.NAME), result.as_dict(), POLICY, "s")
+    assert verdict.outcome == "inconclusive"
     bootstrap = POLICY.model_copy(update={"ci_method": "bootstrap"})
     collapsed = compare(zeros, zeros, suite="s", candidate="c", production="p", policy=bootstrap)
     assert (collapsed.low, collapsed.high) == (0.0, 0.0)

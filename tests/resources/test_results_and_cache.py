@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from resources.prediction_cache import CachedPrediction, PredictionCache
-from resources.results_store import ProductionPointer, ResultsStore
+from resources.results_store import ResultsStore
 
 
 def test_cache_is_keyed_on_model_prompt_and_sampling(tmp_path: Path) -> None:
@@ -38,15 +38,6 @@ def test_replace_touches_only_its_checkpoint_and_suite(tmp_path: Path) -> None:
         store.replace("scores", _frame("b", "s1", [1]), checkpoint="a", suite="s1")
     with pytest.raises(ValueError, match="unknown results table"):
         store.read("nope")
-
-
-def test_production_pointer_records_history(tmp_path: Path) -> None:
-    pointer = ProductionPointer(tmp_path / "production.json")
-    assert pointer.get() is None
-    pointer.set("a", "sha256:a", reason="baseline")
-    record = pointer.set("b", "sha256:b", reason="gate passed")
-    assert record["previous"] == "a"
-    assert pointer.get() == record
 
 
 def test_a_new_column_merges_into_an_existing_table(tmp_path: Path) -> None:

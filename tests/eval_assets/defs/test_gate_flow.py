@@ -1,4 +1,5 @@
-"""The whole graph materialized in-process on real checkpoints: the SmolLM2 baseline and a damaged copy."""
+"""The whole graph materialized in-process on real checkpoints (the SmolLM2 baseline and a damaged copy), and
+every way of getting a checkpoint promoted without current evidence against the current production."""
 
 from pathlib import Path
 from typing import Any
@@ -8,13 +9,18 @@ import polars as pl
 import pytest
 from evalgate_testing import tiny_specs
 
+from eval_assets.defs.promotion import report_production_move
 from eval_assets.definitions import build_definitions
+from eval_assets.gate import GatePolicyError, load_gate_policy
 from eval_assets.instance import evaluate_partition, register_checkpoint
 from eval_assets.paths import HomeLayout
 from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
-from resources.results_store import ProductionPointer, ResultsStore
+from resources.results_store import ResultsStore
 
 pytestmark = pytest.mark.slow
+
+SPECS = {"arc": 60, "gsm8k": 2, "mmlu": 2}
+SUITES = ("arc_easy", "gsm8k", "mmlu")
 
 
 def _metadata(instance: dg.DagsterInstance, key: list[str], partition: str) -> dict[str, Any]:
@@ -26,35 +32,69 @@ def _metadata(instance: dg.DagsterInstance, key: list[str], partition: str) -> d
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
+def _promotion_alone(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> dict[str, Any]:
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(partition_key=partition, instance=instance, asset_selection=[dg.AssetKey("promotion")])
+    assert result.success
+    value: dict[str, Any] = result.output_for_node("promotion")
+    return value
+
+
+def _definitions(home: HomeLayout, **kwargs: Any) -> dg.Definitions:
+    return build_definitions(
+        specs=kwargs.pop("specs", None) or tiny_specs(**SPECS),
+        evalgate=EvalgateHome(home=str(home.root)),
+        suite_settings=SuiteSettings(profile="smoke"),
+        model_runner=ModelRunner(batch_size=8),
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="module")
 def flow(
     tmp_path_factory: pytest.TempPathFactory, baseline_gguf: Path, damaged_checkpoint: Path, model_cache: Path
 ) -> dict[str, Any]:
-    """Register both checkpoints, evaluate the baseline, make it production, evaluate the damaged copy."""
+    """Register the baseline, a copy of it ("early") and the damaged checkpoint; evaluate the baseline and the
+    copy before any production exists; make the baseline production; evaluate the damaged copy."""
     home = HomeLayout(tmp_path_factory.mktemp("home"))
     # the converted baseline is shared with other tests through the session model cache
     home.root.mkdir(exist_ok=True)
     home.model_cache.symlink_to(model_cache, target_is_directory=True)
     instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions(
-        specs=tiny_specs(arc=60, gsm8k=2, mmlu=2),
-        evalgate=EvalgateHome(home=str(home.root)),
-        suite_settings=SuiteSettings(profile="smoke"),
-        model_runner=ModelRunner(batch_size=8),
-    )
+    defs = _definitions(home)
     register_checkpoint(instance, home.registry, baseline_gguf, name="base")
+    register_checkpoint(instance, home.registry, baseline_gguf, name="early")
     register_checkpoint(instance, home.registry, damaged_checkpoint, name="damaged")
     first_base = evaluate_partition(defs, instance, "base", log_level="WARNING")
-    ProductionPointer(home.production_pointer).set("base", "sha256:-", reason="test baseline")
+    early = evaluate_partition(defs, instance, "early", log_level="WARNING")
+    ledger = EvalgateHome(home=str(home.root)).ledger()
+    policy = load_gate_policy()
+    manifest = EvalgateHome(home=str(home.root)).registry().get("base")
+    moved = ledger.move(
+        checkpoint="base", model_hash=manifest.model_hash, expected_predecessor=None, authority_kind="baseline",
+        authority="test", actor="test", reason="test baseline", policy_version=policy.version,
+        policy_hash=policy.policy_hash, run_id="test",
+    )  # fmt: skip
+    report_production_move(instance, moved)
     damaged = evaluate_partition(defs, instance, "damaged", log_level="WARNING")
-    return {"home": home, "instance": instance, "defs": defs, "first_base": first_base, "damaged": damaged}
+    return {
+        "home": home, "instance": instance, "defs": defs, "first_base": first_base, "early": early,
+        "damaged": damaged, "ledger": ledger,
+    }  # fmt: skip
+
+
+def _production(flow: dict[str, Any]) -> str:
+    head = flow["ledger"].head()
+    assert head is not None
+    return str(head.checkpoint)
 
 
 def test_baseline_run_succeeds_and_awaits_explicit_baseline(flow: dict[str, Any]) -> None:
-    assert flow["first_base"].success
+    assert flow["first_base"].success and flow["early"].success
     decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="base")
     promotion = decisions.filter(pl.col("rule") == "promotion")
     assert promotion["outcome"].to_list() == ["awaiting_baseline"]
+    assert set(decisions["policy_hash"].drop_nulls()) == {load_gate_policy().policy_hash}
 
 
 def test_damaged_checkpoint_is_blocked_with_numbers(flow: dict[str, Any]) -> None:
@@ -63,33 +103,65 @@ def test_damaged_checkpoint_is_blocked_with_numbers(flow: dict[str, Any]) -> Non
     checks = {
         e.asset_check_key.asset_key.path[-1]: e
         for e in result.get_asset_check_evaluations()  # type: ignore[attr-defined]
+        if e.asset_check_key.name == "no_regression_vs_production"
     }
     arc = checks["arc_easy"]
     assert not arc.passed and arc.severity == dg.AssetCheckSeverity.ERROR
     assert arc.metadata["ci_high"].value < -0.01
-    assert "how_the_ci_is_used" in arc.metadata
+    assert arc.metadata["production"].value == "base"
+    assert "how_it_decides" in arc.metadata and "policy_hash" in arc.metadata
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["comparison", "arc_easy"]) in materialized
     assert dg.AssetKey("promotion") not in materialized, "a failed blocking check stops promotion in its run"
-    assert ProductionPointer(flow["home"].production_pointer).get()["checkpoint"] == "base"  # type: ignore[index]
+    assert _production(flow) == "base"
     decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="damaged")
-    arc_row = decisions.filter(pl.col("suite") == "arc_easy").row(0, named=True)
+    arc_row = decisions.filter((pl.col("suite") == "arc_easy") & (pl.col("rule") == "no_regression_vs_production")).row(0, named=True)
     assert arc_row["outcome"] == "fail" and arc_row["blocking"]
     assert arc_row["n"] == 60 and arc_row["threshold"] == pytest.approx(-0.01)
     assert arc_row["ci_high"] < -0.01 and "regression beyond" in arc_row["reason"]
+    assert arc_row["production"] == "base" and arc_row["policy_hash"] == load_gate_policy().policy_hash
 
 
 def test_promotion_run_alone_still_refuses(flow: dict[str, Any]) -> None:
     """Automation can run promotion alone in a later run; it must re-read the failed check itself."""
-    job = flow["defs"].resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        partition_key="damaged", instance=flow["instance"], asset_selection=[dg.AssetKey("promotion")]
-    )
-    assert result.success
-    outcome = result.output_for_node("promotion")
+    outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged")
     assert outcome["outcome"] == "blocked"
     assert "arc_easy" in outcome["reason"]
-    assert ProductionPointer(flow["home"].production_pointer).get()["checkpoint"] == "base"  # type: ignore[index]
+    assert _production(flow) == "base"
+
+
+def test_a_checkpoint_compared_before_the_baseline_is_not_promoted_over_it(flow: dict[str, Any]) -> None:
+    """Hole 1: `early` was evaluated while there was no production (its checks said `no_production` and
+    passed); after the baseline, promotion run alone must not promote it without a comparison against base."""
+    outcome = _promotion_alone(flow["defs"], flow["instance"], "early")
+    assert outcome["outcome"] == "blocked"
+    assert "compared against no production, but production is base" in outcome["reason"]
+    assert _production(flow) == "base"
+
+
+def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any]) -> None:
+    """Hole 6: the margin edited, `version` left alone: the check refuses instead of deciding differently."""
+    policy = load_gate_policy()
+    section = policy.section("no_regression_vs_production").model_copy(update={"margin": 0.2})
+    edited = policy.model_copy(update={"rules": policy.rules | {"no_regression_vs_production": section}})
+    object.__setattr__(edited, "_hash", "")
+    assert edited.version == policy.version and edited.policy_hash != policy.policy_hash
+    defs = _definitions(flow["home"], policy=edited)
+    result = evaluate_partition(defs, flow["instance"], "damaged", log_level="CRITICAL")
+    assert not result.success
+    errors = [e for e in result.all_events if e.is_step_failure]
+    messages = " ".join(str(e.event_specific_data.error.message) for e in errors)  # type: ignore[union-attr]
+    assert "changed without a new version" in messages
+    assert _production(flow) == "base"
+
+
+def test_a_check_under_an_older_code_version_does_not_count(flow: dict[str, Any]) -> None:
+    """Hole 6: the arc_easy template changed; promotion run alone must not reuse the old verdicts."""
+    specs = tiny_specs(**SPECS)
+    arc = specs["arc_easy"]
+    specs["arc_easy"] = arc.model_copy(update={"template": arc.template.model_copy(update={"version": 99})})
+    outcome = _promotion_alone(_definitions(flow["home"], specs=specs), flow["instance"], "early")
+    assert outcome["outcome"] == "blocked" and "code version" in outcome["reason"]
 
 
 def test_reevaluating_an_unchanged_checkpoint_makes_no_model_calls(flow: dict[str, Any]) -> None:
@@ -107,30 +179,58 @@ def test_reevaluating_an_unchanged_checkpoint_makes_no_model_calls(flow: dict[st
 
 def test_results_tables_are_queryable(flow: dict[str, Any]) -> None:
     store = ResultsStore(flow["home"].tables)
-    scores = store.read("scores").sort(["checkpoint", "suite"])
+    scores = store.read("scores").filter(pl.col("checkpoint") != "early").sort(["checkpoint", "suite"])
     assert scores.select("checkpoint", "suite").rows() == [
         ("base", "arc_easy"), ("base", "gsm8k"), ("base", "mmlu"),
         ("damaged", "arc_easy"), ("damaged", "gsm8k"), ("damaged", "mmlu"),
     ]  # fmt: skip
-    base_arc = scores.filter((pl.col("checkpoint") == "base") & (pl.col("suite") == "arc_easy")).row(
-        0, named=True
-    )
+    base_arc = scores.filter((pl.col("checkpoint") == "base") & (pl.col("suite") == "arc_easy")).row(0, named=True)
     assert base_arc["ci_low"] <= base_arc["score"] <= base_arc["ci_high"] and base_arc["n"] == 60
     assert store.read("item_scores", checkpoint="damaged", suite="arc_easy").height == 60
     assert store.read("predictions", checkpoint="base", suite="gsm8k").height == 2
     comparison = store.read("comparisons", checkpoint="damaged", suite="arc_easy").row(0, named=True)
     assert comparison["production"] == "base" and comparison["difference"] < 0
+    assert comparison["production_model_hash"] == flow["ledger"].head().model_hash
 
 
 def test_a_candidate_without_regression_is_promoted(flow: dict[str, Any], baseline_gguf: Path) -> None:
     """The same weights under a new name: every prediction is a cache hit, nothing regresses, the gate passes
-    (inconclusive suites warn without blocking) and the production pointer moves."""
+    (inconclusive suites warn without blocking) and production moves, with its predecessor and authority."""
     register_checkpoint(flow["instance"], flow["home"].registry, baseline_gguf, name="base-rerelease")
     result = evaluate_partition(flow["defs"], flow["instance"], "base-rerelease", log_level="WARNING")
     assert result.success
     assert _metadata(flow["instance"], ["predictions", "arc_easy"], "base-rerelease")["model_calls"] == 0
     assert result.output_for_node("promotion")["outcome"] == "promoted"
-    pointer = ProductionPointer(flow["home"].production_pointer).get()
-    assert pointer is not None and pointer["checkpoint"] == "base-rerelease" and pointer["previous"] == "base"
+    head = flow["ledger"].head()
+    assert head.checkpoint == "base-rerelease" and head.predecessor == "base"
+    assert head.authority_kind == "gate" and result.run_id in head.authority
     decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="base-rerelease")
-    assert set(decisions.filter(pl.col("rule") == "no_regression_vs_production")["outcome"]) <= {"pass", "inconclusive"}
+    outcomes = set(decisions.filter(pl.col("rule") == "no_regression_vs_production")["outcome"])
+    assert outcomes <= {"pass", "inconclusive"}
+
+
+def test_after_production_moves_older_comparisons_are_stale_and_automation_reruns_only_them(
+    flow: dict[str, Any], baseline_gguf: Path
+) -> None:
+    """Production moved to base-rerelease: damaged's evidence against base is stale, and promotion alone refuses
+    it. When production moves again, automation requests exactly the other checkpoints' comparisons, nothing
+    upstream of them."""
+    assert _production(flow) == "base-rerelease"
+    outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged")
+    assert outcome["outcome"] == "blocked"
+    assert "compared against base" in outcome["reason"] and "production is now base-rerelease" in outcome["reason"]
+
+    instance = flow["instance"]
+    before = dg.evaluate_automation_conditions(defs=flow["defs"], instance=instance)
+    quiet = dg.evaluate_automation_conditions(defs=flow["defs"], instance=instance, cursor=before.cursor)
+    assert not quiet.get_requested_partitions(dg.AssetKey(["comparison", "arc_easy"])), "nothing moved yet"
+    register_checkpoint(instance, flow["home"].registry, baseline_gguf, name="base-third")
+    third = evaluate_partition(flow["defs"], instance, "base-third", log_level="WARNING")
+    assert third.output_for_node("promotion")["outcome"] == "promoted"
+    after = dg.evaluate_automation_conditions(defs=flow["defs"], instance=instance, cursor=quiet.cursor)
+    for suite in SUITES:
+        requested = after.get_requested_partitions(dg.AssetKey(["comparison", suite]))
+        assert {"damaged", "early", "base", "base-rerelease"} <= requested, (suite, requested)
+        for upstream in ("predictions", "scores"):
+            assert not after.get_requested_partitions(dg.AssetKey([upstream, suite])), (upstream, suite)
+    assert not after.get_requested_partitions(dg.AssetKey("checkpoint_manifest"))

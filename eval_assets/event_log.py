@@ -1,0 +1,20 @@
+"""Reads from Dagster's event log that have no public API yet, isolated here (one place to update).
+
+``get_asset_check_execution_history`` with a partition filter is the only way to read a partition's latest
+check evaluation; ``PartitionKeyFilter`` lives in ``dagster._core.event_api`` in Dagster 1.13.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
+
+
+def latest_check_evaluation(instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str) -> Any:
+    """The latest ``AssetCheckEvaluation`` of ``key`` on ``partition``, or None."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, partition_filter=PartitionKeyFilter(key=partition)
+    )
+    return history[0].evaluation if history else None
