@@ -76,6 +76,9 @@ class GateRule:
     describe: Callable[[Any, GatePolicy, str], str]
     applies_to: Callable[[str], bool] = lambda _kind: True  # by suite kind
     compares_to_production: bool = False
+    # A Dagster-blocking check stops everything downstream in its run. Rules whose failure should still let the
+    # comparison run (and be seen) set this False: promotion refuses their failures all the same.
+    blocks_downstream: bool = True
 
 
 _RULES: dict[str, GateRule] = {}

@@ -42,7 +42,7 @@ def build_rule_check(rule: GateRule, suite: str, policy: GatePolicy, code_versio
     @dg.asset_check(
         asset=dg.AssetKey([rule.target, suite]),
         name=rule.check_name,
-        blocking=True,
+        blocking=rule.blocks_downstream,
         partitions_def=checkpoints,
         description=usage,
     )

@@ -1,7 +1,9 @@
 """``error_rate``: a run whose items errored or could not be parsed beyond a bound neither passes nor fails a
 checkpoint silently. Infrastructure errors (a sandbox that could not run a sample) are excluded from the score
-and counted; unparsed answers are scored wrong and counted; their sum over the items attempted must stay at or
-below ``max_rate``."""
+and counted: their share of the items attempted must stay at or below ``max_rate``. Unparsed answers are scored
+wrong and counted: a share above ``max_unparsed_rate`` means a broken template, stop sequence or parser rather
+than a weak model, and blocks too. The check does not stop the comparison in its run (the numbers stay
+visible); ``promotion`` refuses its failure like any other rule's."""
 
 from __future__ import annotations
 
@@ -16,41 +18,65 @@ NAME = "error_rate"
 CHECK = "error_rate_within_limit"
 
 
+class SuiteLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_unparsed_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 class ErrorRateRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="errors + unparsed, over items attempted")
-    count_unparsed: bool = Field(default=True, description="unparsed answers count as errors")
-    suites: dict[str, float] = Field(default_factory=dict, description="per-suite max_rate")
+    max_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="infrastructure errors / items attempted")
+    max_unparsed_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="unparsed answers / items scored")
+    suites: dict[str, SuiteLimits] = Field(default_factory=dict, description="per-suite limits")
+
+    def limits(self, suite: str) -> tuple[float, float]:
+        own = self.suites.get(suite)
+        errors = own.max_rate if own and own.max_rate is not None else self.max_rate
+        unparsed = own.max_unparsed_rate if own and own.max_unparsed_rate is not None else self.max_unparsed_rate
+        return errors, unparsed
 
 
 def describe(section: ErrorRateRule, policy: GatePolicy, suite: str) -> str:
-    limit = section.suites.get(suite, section.max_rate)
-    counted = "infrastructure errors and unparsed answers" if section.count_unparsed else "infrastructure errors"
-    return f"Blocks when {counted} exceed {limit:.1%} of the items attempted."
+    errors, unparsed = section.limits(suite)
+    return (
+        f"Blocks promotion when infrastructure errors exceed {errors:.1%} of the items attempted, or unparsed "
+        f"answers exceed {unparsed:.1%} of the items scored."
+    )
 
 
 def evaluate(section: ErrorRateRule, scores: Mapping[str, Any], policy: GatePolicy, suite: str) -> RuleVerdict:
-    limit = section.suites.get(suite, section.max_rate)
+    max_errors, max_unparsed = section.limits(suite)
     errors = int(scores.get("errors") or 0)
-    unparsed = int(scores.get("unparsed") or 0) if section.count_unparsed else 0
-    attempted = int(scores.get("n_total") or (int(scores.get("n") or 0) + errors))
-    bad = errors + unparsed
-    rate = bad / attempted if attempted else 1.0
-    outcome: Outcome
-    detail = f"{errors} infrastructure errors and {unparsed} unparsed answers in {attempted} items ({rate:.1%})"
-    if attempted == 0:
-        outcome, blocking, reason = "fail", True, "no item was scored: the run produced nothing to decide on"
-    elif rate > limit:
-        outcome, blocking, reason = "fail", True, f"{detail}, above the {limit:.1%} limit: fix the run, then re-run"
+    unparsed = int(scores.get("unparsed") or 0)
+    scored = int(scores.get("n") or 0)
+    attempted = int(scores.get("n_total") or (scored + errors))
+    error_rate = errors / attempted if attempted else 1.0
+    unparsed_rate = unparsed / scored if scored else 0.0
+    outcome: Outcome = "pass"
+    detail = (
+        f"{errors} infrastructure errors in {attempted} items attempted ({error_rate:.1%}, limit {max_errors:.1%}); "
+        f"{unparsed} unparsed answers in {scored} scored ({unparsed_rate:.1%}, limit {max_unparsed:.1%})"
+    )
+    if attempted == 0 or scored == 0:
+        outcome, reason = "fail", f"no item was scored: the run produced nothing to decide on ({detail})"
+    elif error_rate > max_errors:
+        outcome, reason = "fail", f"too many infrastructure errors: {detail}; fix the infrastructure and re-run"
+    elif unparsed_rate > max_unparsed:
+        outcome, reason = "fail", f"too many unparsed answers (a broken template, stop sequence or parser?): {detail}"
     else:
-        outcome, blocking, reason = "pass", False, f"{detail}, within the {limit:.1%} limit"
+        reason = f"within limits: {detail}"
     return RuleVerdict(
-        rule=NAME, suite=suite, outcome=outcome, blocking=blocking, observed=rate, low=rate, high=rate,
-        threshold=limit, n=attempted, reason=reason,
+        rule=NAME, suite=suite, outcome=outcome, blocking=outcome == "fail", observed=error_rate, low=error_rate,
+        high=error_rate, threshold=max_errors, n=attempted, reason=reason,
     )  # fmt: skip
 
 
 RULE = register_rule(
-    GateRule(name=NAME, check_name=CHECK, target="scores", section=ErrorRateRule, evaluate=evaluate, describe=describe)
+    GateRule(
+        name=NAME, check_name=CHECK, target="scores", section=ErrorRateRule, evaluate=evaluate, describe=describe,
+        blocks_downstream=False,
+    )  # fmt: skip
 )

@@ -141,10 +141,12 @@ def test_baseline_and_production_cases_never_block() -> None:
 @pytest.mark.parametrize(
     ("scores", "outcome"),
     [
-        ({"n": 100, "errors": 0, "unparsed": 5, "n_total": 100}, "pass"),
+        ({"n": 100, "errors": 0, "unparsed": 50, "n_total": 100}, "pass"),
+        ({"n": 95, "errors": 5, "unparsed": 0, "n_total": 100}, "pass"),
         ({"n": 94, "errors": 6, "unparsed": 0, "n_total": 100}, "fail"),
-        ({"n": 100, "errors": 0, "unparsed": 6, "n_total": 100}, "fail"),
+        ({"n": 100, "errors": 0, "unparsed": 51, "n_total": 100}, "fail"),
         ({"n": 0, "errors": 0, "unparsed": 0, "n_total": 0}, "fail"),
+        ({"n": 0, "errors": 10, "unparsed": 0, "n_total": 10}, "fail"),
     ],
 )
 def test_error_rate_blocks_a_broken_run(scores: dict[str, int], outcome: str) -> None:

@@ -234,3 +234,48 @@ def test_after_production_moves_older_comparisons_are_stale_and_automation_rerun
         for upstream in ("predictions", "scores"):
             assert not after.get_requested_partitions(dg.AssetKey([upstream, suite])), (upstream, suite)
     assert not after.get_requested_partitions(dg.AssetKey("checkpoint_manifest"))
+
+
+def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any], tmp_path: Path) -> None:
+    """The damaged copy, blocked by two rules: a record for other weights is refused, one naming only one of
+    the failed rules is refused, and a committed record for its weights naming both promotes it through the
+    gate, with the record as the move's authority."""
+    import subprocess
+    from datetime import date, timedelta
+
+    from eval_assets.overrides import OverrideRecord, write_override
+
+    instance, home = flow["instance"], flow["home"]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    defs = build_definitions(
+        specs=tiny_specs(**SPECS), evalgate=EvalgateHome(home=str(home.root), overrides_dir=str(repo / "overrides")),
+        suite_settings=SuiteSettings(profile="smoke"), model_runner=ModelRunner(batch_size=8),
+    )  # fmt: skip
+    rerun = evaluate_partition(defs, instance, "damaged", log_level="CRITICAL")  # re-compared against base-third
+    assert not rerun.success
+    damaged_hash = EvalgateHome(home=str(home.root)).registry().get("damaged").model_hash
+    record = OverrideRecord(
+        checkpoint="damaged", model_hash="sha256:" + "0" * 64, rules=("no_regression_vs_production",),
+        justification="testing that the gate reads the record", pull_request="https://git.example.com/e/pull/1",
+        approver="erin", expires=date.today() + timedelta(days=3),
+    )  # fmt: skip
+    file = write_override(repo / "overrides", record)
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "o"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    refused = _promotion_alone(defs, instance, "damaged")
+    assert refused["outcome"] == "blocked" and "is not damaged's weights" in refused["reason"]
+
+    def commit(text: str) -> None:
+        file.write_text(text)
+        subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "e"], check=True)
+
+    commit(file.read_text().replace("sha256:" + "0" * 64, damaged_hash))
+    partial = _promotion_alone(defs, instance, "damaged")  # its gsm8k answers are unparsed too (error_rate)
+    assert partial["outcome"] == "blocked" and "does not cover ['error_rate']" in partial["reason"]
+    commit(file.read_text().replace("- no_regression_vs_production", "- no_regression_vs_production\n- error_rate"))
+    promoted = _promotion_alone(defs, instance, "damaged")
+    assert promoted["outcome"] == "promoted", promoted["reason"]
+    head = flow["ledger"].head()
+    assert head.checkpoint == "damaged" and head.authority_kind == "override"
+    assert str(file) in head.authority and "commit " in head.authority
