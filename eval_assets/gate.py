@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval_assets.hashing import hash_value
 from eval_assets.yaml_models import parse_yaml_model
@@ -105,7 +105,24 @@ class OverridePolicy(_Strict):
     max_days: int = Field(default=30, gt=0, description="the longest an override may stay valid")
 
 
-CORE_FIELDS = ("version", "confidence", "ci_method", "bootstrap_resamples", "seed", "power", "overrides")
+class SequentialPolicy(_Strict):
+    """How the gate grows an inconclusive sample: planned looks (cumulative shared items) after the first one,
+    with alpha spending so the false-block and false-pass rates hold across looks (:mod:`eval_assets.sequential`)."""
+
+    stages: tuple[int, ...] = Field(default=(200, 500, 1000, 2000), min_length=1)
+    max_items: int = Field(default=2000, gt=0, description="never grow past this many items (nor the suite)")
+    spending: Literal["obrien_fleming", "pocock"] = "obrien_fleming"
+
+    @model_validator(mode="after")
+    def _increasing(self) -> SequentialPolicy:
+        if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)) or self.stages[0] < 1:
+            raise ValueError(f"`stages` must be strictly increasing positive item counts, got {list(self.stages)}")
+        return self
+
+
+CORE_FIELDS = (
+    "version", "confidence", "ci_method", "bootstrap_resamples", "seed", "power", "overrides", "sequential",
+)  # fmt: skip
 
 
 class GatePolicy(_Strict):
@@ -116,8 +133,8 @@ class GatePolicy(_Strict):
     seed: int = 0
     power: float = Field(default=0.8, gt=0.0, lt=1.0)
     overrides: OverridePolicy = OverridePolicy()
+    sequential: SequentialPolicy = SequentialPolicy()
     rules: dict[str, Any] = Field(default_factory=dict, description="rule name -> its typed policy section")
-    _hash: str = PrivateAttr(default="")
 
     @model_validator(mode="before")
     @classmethod
@@ -148,12 +165,10 @@ class GatePolicy(_Strict):
     @property
     def code_version(self) -> str:
         """The policy hash: of its whole content, rule sections included. Recorded with every decision."""
-        if not self._hash:
-            content = self.model_dump(mode="json", exclude={"rules"}) | {
-                "rules": {name: section.model_dump(mode="json") for name, section in sorted(self.rules.items())}
-            }
-            object.__setattr__(self, "_hash", hash_value(content)[:16])
-        return self._hash
+        content = self.model_dump(mode="json", exclude={"rules"}) | {
+            "rules": {name: section.model_dump(mode="json") for name, section in sorted(self.rules.items())}
+        }
+        return hash_value(content)[:16]
 
     @property
     def policy_hash(self) -> str:

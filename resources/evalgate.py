@@ -60,6 +60,11 @@ class SuiteSettings(dg.ConfigurableResource):
     suites_dir: str | None = Field(
         default=None, description="a directory of the user's suite specs (default: $EVALGATE_SUITES_DIR)"
     )
+    grow: bool = Field(
+        default=False,
+        description="when the regression gate is inconclusive, evaluate both checkpoints on more items in the "
+        "policy's planned stages (group-sequential) until it decides or the suite is used",
+    )
 
     def data_root(self) -> Path:
         return Path(self.data_dir).expanduser().resolve() if self.data_dir else data_dir()

@@ -78,5 +78,5 @@ RULE = register_rule(
     GateRule(
         name=NAME, check_name=CHECK, target="scores", section=ErrorRateRule, evaluate=evaluate, describe=describe,
         blocks_downstream=False,
-    )  # fmt: skip
+    )
 )

@@ -107,11 +107,16 @@ def evaluate(section: RegressionPolicy, comparison: Mapping[str, Any], policy: G
         )
     if comparison.get("is_production"):
         return verdict("is_production", False, "this checkpoint is production")
+    looks = comparison.get("looks")
+    if looks:
+        interval += f"; looks (items: outcome) {looks}; {comparison.get('design')}"
     if comparison["high"] < threshold:
         return verdict("fail", True, f"regression beyond the {rule.margin:.1%} margin: {interval}")
     if comparison["low"] >= threshold:
         return verdict("pass", False, f"no regression beyond {rule.margin:.1%}: {interval}")
     blocks = rule.critical or rule.inconclusive == "block"
+    if comparison.get("sequential_reason"):
+        return verdict("inconclusive", blocks, str(comparison["sequential_reason"]))
     note = _power_note(comparison, rule.margin, policy)
     too_small = f"too few items to decide at a {rule.margin:.1%} margin: {interval}; {note}"
     return verdict("inconclusive", blocks, too_small)

@@ -166,8 +166,10 @@ def _latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, part
     return records[0] if records else None
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(home: Path, *args: str, dagster_home: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "EVALGATE_HOME")}
+    if dagster_home is not None:  # the deployment's instance: the CLI reports the production move there
+        env["DAGSTER_HOME"] = str(dagster_home)
     return subprocess.run(
         [str(EVALGATE), "--home", str(home), *args],
         env=env,
@@ -280,7 +282,7 @@ def test_inbox_to_gate_decision_through_the_daemon(
     assert any("broken.yaml" in msg and "`name`" in msg and "`path`" in msg for msg in logged), logged
 
     # 2. the baseline becomes production, explicitly
-    promoted = _cli(d.home, "promote", "--baseline", "base")
+    promoted = _cli(d.home, "promote", "--baseline", "base", dagster_home=d.dagster_home)
     assert promoted.returncode == 0, promoted.stderr
     assert d.production() == "base"
 
@@ -340,6 +342,7 @@ def test_candidate_without_regression_is_promoted_by_the_daemon(
             "needs the baseline evaluated and in production (test_inbox_to_gate_decision_through_the_daemon)"
         )
     dropped = time.monotonic()
+    earlier_runs = {run.run_id for run in d.runs()}
     d.drop("base-again.yaml", {"name": "base-again", "path": str(baseline_gguf)})
 
     def decided_or_stuck() -> pl.DataFrame | None:
@@ -364,6 +367,31 @@ def test_candidate_without_regression_is_promoted_by_the_daemon(
         d.instance, dg.AssetKey(["predictions", "arc_easy"]), "base-again"
     )
     assert arc_predictions.asset_materialization.metadata["model_calls"].value == 0, "served from the cache"
+
+    # production moved: automation re-runs the other checkpoints' comparisons against base-again, and only them
+    moved = time.monotonic()
+
+    def recompared(partition: str) -> Any:
+        d.probe_alive()
+        record = _latest_materialization(d.instance, dg.AssetKey(["comparison", "arc_easy"]), partition)
+        meta = record.asset_materialization.metadata if record else {}
+        return record if meta.get("production") and meta["production"].value == "base-again" else None
+
+    for partition in ("damaged", "base"):
+        wait_until(
+            f"`{partition}` re-compared against base-again", lambda p=partition: recompared(p),
+            deadline_s=CANDIDATE_S, interval_s=2, diagnostics=d.diagnostics,
+        )  # fmt: skip
+    print(f"production moved -> older comparisons re-run in {time.monotonic() - moved:.0f} s")
+    for partition in ("damaged", "base"):
+        rerun_keys = {
+            key for run in d.runs(partition) if run.run_id not in earlier_runs for key in (run.asset_selection or ())
+        }
+        assert not {k for k in rerun_keys if k.path[0] in ("predictions", "scores", "checkpoint_manifest")}, rerun_keys
+    d.settle("base")
+    assert d.production() == "base-again", "the old production is not promoted back (that needs a rollback override)"
+    base_promotions = d.promotion_rows("base")
+    assert base_promotions is not None and "rollback" in base_promotions.sort("decided_at")["reason"][-1]
 
 
 def _not_promoted_evidence(d: Deployment, checkpoint: str) -> str:

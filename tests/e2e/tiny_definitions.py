@@ -14,7 +14,7 @@ import dagster as dg
 
 from eval_assets.definitions import build_definitions
 from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
-from tests.evalgate_testing import tiny_specs
+from tests.evalgate_testing import tiny_policy, tiny_specs
 
 HOME_ENV = "EVALGATE_E2E_HOME"
 LIMITS_ENV = "EVALGATE_E2E_LIMITS"
@@ -24,6 +24,7 @@ DEFAULT_LIMITS = {"arc": 60, "gsm8k": 1, "mmlu": 1}
 def e2e_definitions(home: str, limits: dict[str, int]) -> dg.Definitions:
     return build_definitions(
         specs=tiny_specs(**limits),
+        policy=tiny_policy(),
         evalgate=EvalgateHome(home=home),
         suite_settings=SuiteSettings(profile="smoke"),
         model_runner=ModelRunner(batch_size=8),

@@ -7,11 +7,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from evalgate_testing import tiny_specs
+from evalgate_testing import tiny_policy, tiny_specs
 
-from eval_assets.defs.promotion import report_production_move
 from eval_assets.definitions import build_definitions
-from eval_assets.gate import GatePolicyError, load_gate_policy
+from eval_assets.defs.promotion import report_production_move
 from eval_assets.instance import evaluate_partition, register_checkpoint
 from eval_assets.paths import HomeLayout
 from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
@@ -46,6 +45,7 @@ def _definitions(home: HomeLayout, **kwargs: Any) -> dg.Definitions:
         evalgate=EvalgateHome(home=str(home.root)),
         suite_settings=SuiteSettings(profile="smoke"),
         model_runner=ModelRunner(batch_size=8),
+        policy=kwargs.pop("policy", None) or tiny_policy(),
         **kwargs,
     )
 
@@ -68,7 +68,7 @@ def flow(
     first_base = evaluate_partition(defs, instance, "base", log_level="WARNING")
     early = evaluate_partition(defs, instance, "early", log_level="WARNING")
     ledger = EvalgateHome(home=str(home.root)).ledger()
-    policy = load_gate_policy()
+    policy = tiny_policy()
     manifest = EvalgateHome(home=str(home.root)).registry().get("base")
     moved = ledger.move(
         checkpoint="base", model_hash=manifest.model_hash, expected_predecessor=None, authority_kind="baseline",
@@ -94,7 +94,7 @@ def test_baseline_run_succeeds_and_awaits_explicit_baseline(flow: dict[str, Any]
     decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="base")
     promotion = decisions.filter(pl.col("rule") == "promotion")
     assert promotion["outcome"].to_list() == ["awaiting_baseline"]
-    assert set(decisions["policy_hash"].drop_nulls()) == {load_gate_policy().policy_hash}
+    assert set(decisions["policy_hash"].drop_nulls()) == {tiny_policy().policy_hash}
 
 
 def test_damaged_checkpoint_is_blocked_with_numbers(flow: dict[str, Any]) -> None:
@@ -119,7 +119,7 @@ def test_damaged_checkpoint_is_blocked_with_numbers(flow: dict[str, Any]) -> Non
     assert arc_row["outcome"] == "fail" and arc_row["blocking"]
     assert arc_row["n"] == 60 and arc_row["threshold"] == pytest.approx(-0.01)
     assert arc_row["ci_high"] < -0.01 and "regression beyond" in arc_row["reason"]
-    assert arc_row["production"] == "base" and arc_row["policy_hash"] == load_gate_policy().policy_hash
+    assert arc_row["production"] == "base" and arc_row["policy_hash"] == tiny_policy().policy_hash
 
 
 def test_promotion_run_alone_still_refuses(flow: dict[str, Any]) -> None:
@@ -141,16 +141,15 @@ def test_a_checkpoint_compared_before_the_baseline_is_not_promoted_over_it(flow:
 
 def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any]) -> None:
     """Hole 6: the margin edited, `version` left alone: the check refuses instead of deciding differently."""
-    policy = load_gate_policy()
+    policy = tiny_policy()
     section = policy.section("no_regression_vs_production").model_copy(update={"margin": 0.2})
     edited = policy.model_copy(update={"rules": policy.rules | {"no_regression_vs_production": section}})
-    object.__setattr__(edited, "_hash", "")
     assert edited.version == policy.version and edited.policy_hash != policy.policy_hash
     defs = _definitions(flow["home"], policy=edited)
     result = evaluate_partition(defs, flow["instance"], "damaged", log_level="CRITICAL")
     assert not result.success
     errors = [e for e in result.all_events if e.is_step_failure]
-    messages = " ".join(str(e.event_specific_data.error.message) for e in errors)  # type: ignore[union-attr]
+    messages = " ".join(e.event_specific_data.error.to_string() for e in errors)  # type: ignore[union-attr]
     assert "changed without a new version" in messages
     assert _production(flow) == "base"
 
@@ -237,9 +236,8 @@ def test_after_production_moves_older_comparisons_are_stale_and_automation_rerun
 
 
 def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any], tmp_path: Path) -> None:
-    """The damaged copy, blocked by two rules: a record for other weights is refused, one naming only one of
-    the failed rules is refused, and a committed record for its weights naming both promotes it through the
-    gate, with the record as the move's authority."""
+    """The damaged copy, blocked by the regression rule: a record for other weights is refused; a committed
+    record for its weights promotes it through the gate, with the record as the move's authority."""
     import subprocess
     from datetime import date, timedelta
 
@@ -250,7 +248,7 @@ def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any],
     repo.mkdir()
     defs = build_definitions(
         specs=tiny_specs(**SPECS), evalgate=EvalgateHome(home=str(home.root), overrides_dir=str(repo / "overrides")),
-        suite_settings=SuiteSettings(profile="smoke"), model_runner=ModelRunner(batch_size=8),
+        suite_settings=SuiteSettings(profile="smoke"), model_runner=ModelRunner(batch_size=8), policy=tiny_policy(),
     )  # fmt: skip
     rerun = evaluate_partition(defs, instance, "damaged", log_level="CRITICAL")  # re-compared against base-third
     assert not rerun.success
@@ -271,9 +269,6 @@ def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any],
         subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "e"], check=True)
 
     commit(file.read_text().replace("sha256:" + "0" * 64, damaged_hash))
-    partial = _promotion_alone(defs, instance, "damaged")  # its gsm8k answers are unparsed too (error_rate)
-    assert partial["outcome"] == "blocked" and "does not cover ['error_rate']" in partial["reason"]
-    commit(file.read_text().replace("- no_regression_vs_production", "- no_regression_vs_production\n- error_rate"))
     promoted = _promotion_alone(defs, instance, "damaged")
     assert promoted["outcome"] == "promoted", promoted["reason"]
     head = flow["ledger"].head()
