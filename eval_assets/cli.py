@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 from eval_assets.checkpoints import CheckpointError
 from eval_assets.datapkgs import DataPackageError, data_dir, install_data_packages
 from eval_assets.paths import HomeLayout, default_home
+from resources.production_ledger import ProductionIntegrityError
 
 if TYPE_CHECKING:
     import dagster as dg
 
+    from eval_assets.gate import GatePolicy
     from eval_assets.suites.spec import SuiteSpec
     from resources.evalgate import EvalgateHome
 
@@ -39,21 +41,31 @@ def _suites_dir(args: argparse.Namespace) -> str | None:
 
 
 def _specs(args: argparse.Namespace) -> dict[str, SuiteSpec]:
+    """The suites: built-in plus ``--suites-dir`` (a caller embedding the CLI may set ``args.specs``)."""
     from eval_assets.suites.spec import load_suite_specs
 
-    return load_suite_specs()
+    given: dict[str, SuiteSpec] | None = getattr(args, "specs", None)
+    return given if given is not None else load_suite_specs()
+
+
+def _policy(args: argparse.Namespace) -> GatePolicy:
+    from eval_assets.gate import load_gate_policy
+
+    given: GatePolicy | None = getattr(args, "gate_policy", None)
+    return given if given is not None else load_gate_policy(_policy_path(args))
 
 
 def _definitions(args: argparse.Namespace) -> dg.Definitions:
     from eval_assets.definitions import build_definitions
-    from eval_assets.gate import load_gate_policy
     from resources.evalgate import ModelRunner, SuiteSettings
 
     return build_definitions(
         specs=_specs(args),
-        policy=load_gate_policy(_policy_path(args)),
+        policy=_policy(args),
         evalgate=_home_resource(args),
-        suite_settings=SuiteSettings(profile=args.profile, suites_dir=_suites_dir(args)),
+        suite_settings=SuiteSettings(
+            profile=args.profile, suites_dir=_suites_dir(args), grow=bool(getattr(args, "grow", False))
+        ),
         model_runner=ModelRunner(batch_size=args.batch_size),
     )
 
@@ -93,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"    done in {time.perf_counter() - started:.0f} s", flush=True)
         failed |= not result.success and not _only_gate_failures(result)
     print()
-    print(render_report(ResultsStore(layout.tables), args.names))
+    print(render_report(ResultsStore(layout.tables), args.names, _home_resource(args).ledger().head()))
     return 1 if failed else 0
 
 
@@ -121,13 +133,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     """The first production baseline. Afterwards production moves only through the gate or an override."""
     from eval_assets.defs.gate_checks import ensure_policy_consistent
     from eval_assets.defs.promotion import report_production_move
-    from eval_assets.gate import load_gate_policy
     from eval_assets.instance import open_instance
 
     home = _home_resource(args)
     ledger = home.ledger()
     manifest = home.registry().get(args.baseline)
-    policy = load_gate_policy(_policy_path(args))
+    policy = _policy(args)
     results = home.results()
     ensure_policy_consistent(results, policy)
     scores = results.read("scores", checkpoint=manifest.name)
@@ -163,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     layout = _layout(args)
     names = args.names or CheckpointRegistry(layout.registry).names()
-    print(render_report(ResultsStore(layout.tables), names))
+    print(render_report(ResultsStore(layout.tables), names, _home_resource(args).ledger().head()))
     return 0
 
 
@@ -197,8 +208,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from resources.results_store import ResultsStore
 
     results = ResultsStore(layout.tables)
-    print(render_report(results, [BASELINE_NAME, DAMAGED_NAME]))
-    verdict = demo_verdict(results, _home_resource(args).ledger().head(), BASELINE_NAME, DAMAGED_NAME)
+    head = _home_resource(args).ledger().head()
+    print(render_report(results, [BASELINE_NAME, DAMAGED_NAME], head))
+    verdict = demo_verdict(results, head, BASELINE_NAME, DAMAGED_NAME)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Browse the lineage: evalgate ui")
     if verdict:
         print(f"evalgate demo: FAILED: {verdict}", file=sys.stderr)
@@ -242,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         if name == "evaluate":
             command.add_argument("names", nargs="+")
+            command.add_argument(
+                "--grow", action="store_true",
+                help="when the regression gate is inconclusive, evaluate both checkpoints on more items in the "
+                "policy's planned stages until it decides",
+            )  # fmt: skip
         command.add_argument("--profile", default="smoke", choices=["smoke", "full"])
         command.add_argument("--batch-size", type=int, default=8)
         command.set_defaults(func=func)
@@ -271,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (CheckpointError, DataPackageError, ValueError, FileNotFoundError) as exc:
+    except (CheckpointError, DataPackageError, ValueError, FileNotFoundError, ProductionIntegrityError) as exc:
         print(f"evalgate: error: {exc}", file=sys.stderr)
         return 2
     return code

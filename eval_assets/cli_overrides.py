@@ -12,11 +12,11 @@ from eval_assets.gate import ROLLBACK, OverrideStatus
 
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any, set[str]]:
-    from eval_assets.cli import _home_resource, _policy_path
-    from eval_assets.gate import load_gate_policy, registered_rules
+    from eval_assets.cli import _home_resource, _policy
+    from eval_assets.gate import registered_rules
 
     home = _home_resource(args)
-    policy = load_gate_policy(_policy_path(args))
+    policy = _policy(args)
     return home, policy, set(registered_rules()) | {ROLLBACK}
 
 

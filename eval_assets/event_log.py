@@ -13,8 +13,11 @@ from dagster._core.event_api import PartitionKeyFilter
 
 
 def latest_check_evaluation(instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str) -> Any:
-    """The latest ``AssetCheckEvaluation`` of ``key`` on ``partition``, or None."""
+    """The ``AssetCheckEvaluation`` of the latest execution of ``key`` on ``partition``; None when there is
+    none, or when the latest execution never evaluated (it errored, or is still running): an older
+    evaluation must not stand in for it."""
     history = instance.event_log_storage.get_asset_check_execution_history(
         key, limit=1, partition_filter=PartitionKeyFilter(key=partition)
     )
-    return history[0].evaluation if history else None
+    evaluation = history[0].evaluation if history else None
+    return evaluation if isinstance(evaluation, dg.AssetCheckEvaluation) else None

@@ -291,7 +291,7 @@ def evidence_problems(status: CheckStatus, production: ProductionRef, policy_has
     """Why a check's result cannot count (missing, stale, or against another production or policy)."""
     where = f"{status.suite}: check {status.check}"
     if not status.found:
-        return [f"{where} has no result for this checkpoint"]
+        return [f"{where} has no completed result for this checkpoint ({status.reason})"]
     problems = []
     if not status.current:
         problems.append(f"{where} ran against an older materialization; re-run the check")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from resources.production_ledger import ProductionHead
 from resources.results_store import ResultsStore
 
 VERDICT_LABELS = {
@@ -15,6 +16,8 @@ VERDICT_LABELS = {
     "no_production": "-",
     "is_production": "production",
 }
+#: Rows of gate_decisions that are not a rule's verdict on a suite.
+NOT_VERDICTS = ("promotion", "production_move")
 
 
 def latest_decisions(results: ResultsStore, checkpoint: str) -> pl.DataFrame:
@@ -32,8 +35,8 @@ def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, st
     for score in scores.sort("suite").iter_rows(named=True):
         suite = score["suite"]
         comp = comparisons.filter(pl.col("suite") == suite).to_dicts()
-        rule = (
-            decisions.filter((pl.col("suite") == suite) & (pl.col("rule") == "no_regression_vs_production")).to_dicts()
+        rules = (
+            decisions.filter((pl.col("suite") == suite) & ~pl.col("rule").is_in(NOT_VERDICTS)).to_dicts()
             if decisions.height
             else []
         )
@@ -41,16 +44,14 @@ def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, st
         if comp and comp[0]["production"] and not comp[0]["is_production"]:
             c = comp[0]
             delta = f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] vs {c['production']}"
-        verdict = VERDICT_LABELS.get(rule[0]["outcome"], rule[0]["outcome"]) if rule else "not checked"
-        if rule and rule[0]["outcome"] == "inconclusive" and rule[0]["blocking"]:
-            verdict = "BLOCK (too small)"
+        verdict = _verdict(rules)
         rows.append(
             {
                 "checkpoint": checkpoint,
                 "suite": suite,
                 "n": str(score["n"]),
                 "score": f"{score['score']:.3f}",
-                "95% CI": f"[{score['ci_low']:.3f}, {score['ci_high']:.3f}]",
+                "95% CI (method)": f"[{score['ci_low']:.3f}, {score['ci_high']:.3f}] {score.get('ci_method') or ''}".strip(),
                 "delta vs production [CI]": delta,
                 "gate": verdict,
             }
@@ -65,12 +66,35 @@ def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, st
                 "suite": "(promotion)",
                 "n": "",
                 "score": "",
-                "95% CI": "",
+                "95% CI (method)": "",
                 "delta vs production [CI]": "",
                 "gate": promotion[0]["outcome"].upper(),
             }
         )
     return rows
+
+
+def _verdict(rules: list[dict[str, object]]) -> str:
+    """The suite's gate column: a blocking verdict of any rule first, then the regression rule's outcome."""
+    if not rules:
+        return "not checked"
+    blocking = [r for r in rules if r["blocking"]]
+    if blocking:
+        worst = blocking[0]
+        label = "BLOCK (too small)" if worst["outcome"] == "inconclusive" else "BLOCK"
+        return label if worst["rule"] == "no_regression_vs_production" else f"{label} ({worst['rule']})"
+    main = [r for r in rules if r["rule"] == "no_regression_vs_production"] or rules
+    outcome = str(main[0]["outcome"])
+    return VERDICT_LABELS.get(outcome, outcome)
+
+
+def production_line(head: ProductionHead | None) -> str:
+    if head is None:
+        return "production: none yet (set the first baseline with `evalgate promote --baseline NAME`)"
+    return (
+        f"production: {head.checkpoint} ({head.model_hash[:19]}…, move {head.sequence}, {head.authority_kind}"
+        f"{'' if head.predecessor is None else ', after ' + head.predecessor})"
+    )
 
 
 def reasons(results: ResultsStore, checkpoint: str) -> list[str]:
@@ -80,6 +104,8 @@ def reasons(results: ResultsStore, checkpoint: str) -> list[str]:
     lines = []
     for row in decisions.sort(["rule", "suite"]).iter_rows(named=True):
         if row["outcome"] in ("pass", "no_production", "is_production", "already_production"):
+            continue
+        if row["rule"] == "production_move":
             continue
         where = "promotion" if row["rule"] == "promotion" else f"{row['suite']} {row['rule']}"
         lines.append(f"{checkpoint} · {where}: {row['outcome']}: {row['reason']}")
@@ -97,10 +123,10 @@ def format_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join([line, rule, *body])
 
 
-def render_report(results: ResultsStore, checkpoints: Sequence[str]) -> str:
+def render_report(results: ResultsStore, checkpoints: Sequence[str], head: ProductionHead | None = None) -> str:
     rows = [row for name in checkpoints for row in checkpoint_rows(results, name)]
     why = [line for name in checkpoints for line in reasons(results, name)]
-    text = format_table(rows)
+    text = production_line(head) + "\n\n" + format_table(rows)
     if why:
         text += "\n\nWhy:\n" + "\n".join(f"  - {line}" for line in why)
     return text

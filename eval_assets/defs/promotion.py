@@ -53,7 +53,9 @@ def read_check_status(instance: dg.DagsterInstance, expected: ExpectedCheck, par
     key = expected.key
     base = CheckStatus(
         suite=expected.suite, check=key.name, rule=expected.rule.name, found=False, blocking_failure=True,
-        current=False, reason="no evaluation recorded", expected_code_version=expected.code_version,
+        current=False,
+        reason="no completed evaluation (never run, or its latest execution errored or is still running)",
+        expected_code_version=expected.code_version,
         compares_to_production=expected.rule.compares_to_production,
     )  # fmt: skip
     evaluation = latest_check_evaluation(instance, key, partition)

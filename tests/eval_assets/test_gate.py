@@ -190,7 +190,7 @@ def test_no_checks_at_all_never_promotes() -> None:
         ({"code_version": "v0"}, "code version v0"),
         ({"policy_hash": "0000000000000000"}, "decided under policy"),
         ({"current": False}, "older materialization"),
-        ({"found": False}, "no result"),
+        ({"found": False}, "no completed result"),
     ],
 )
 def test_stale_or_mismatched_evidence_is_refused(update: dict[str, Any], message: str) -> None:

@@ -152,6 +152,9 @@ def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any])
     messages = " ".join(e.event_specific_data.error.to_string() for e in errors)  # type: ignore[union-attr]
     assert "changed without a new version" in messages
     assert _production(flow) == "base"
+    # the errored check executions are the latest: an older evaluation must not stand in for them
+    outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged")
+    assert outcome["outcome"] == "blocked" and "no completed result" in outcome["reason"]
 
 
 def test_a_check_under_an_older_code_version_does_not_count(flow: dict[str, Any]) -> None:
