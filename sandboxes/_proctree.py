@@ -1,5 +1,9 @@
 """CPU time and resident memory of a whole process tree, read from /proc by the supervisor (outside the sandbox).
 
+Used only when the local sandbox runs without a per-run cgroup (``require_cgroup=False``). It is weaker than the
+cgroup, and the result says so (``+nocgroup``): it sees live processes only, so children reaped with
+``SIGCHLD`` ignored take their CPU time with them, and kernel memory (socket buffers, tmpfs files) is in no RSS.
+
 Rlimits are per process; a program that forks can spread its work over many processes. The supervisor walks
 the tree under the sandbox's root process (``/proc/PID/task/TID/children``; orphans are re-parented to the
 sandbox's pid-1, which is in the tree) and sums CPU (own plus reaped children) and memory. RSS double-counts

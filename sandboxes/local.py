@@ -5,10 +5,12 @@ Each run is a fresh sandbox:
 - namespaces: new pid, net (loopback only, and no socket but ``AF_UNIX`` may be created), ipc, uts (hostname
   ``sandbox``), cgroup where available; as an unprivileged caller also a user namespace with nested user
   namespaces disabled;
-- filesystem: a read-only ``/usr`` and interpreter prefix, a synthetic ``/etc/passwd``, a new ``/proc`` (only
-  the sandbox's processes), a minimal ``/dev``; size-capped private tmpfs mounts at ``/sandbox`` (the work dir,
-  holding ``main.py`` and the given files), ``/tmp`` and ``/dev/shm`` are the only writable places; the root
-  is remounted read-only. Nothing of the host's home, ``/etc``, ``/tmp`` or the repository is visible;
+- filesystem: a read-only ``/usr``, the interpreter's executable and standard library only (no site-packages),
+  staged by :mod:`._runtime` and bound at ``/opt/python`` so no host path of it shows in the mount table, a
+  synthetic ``/etc/passwd``, a new ``/proc`` (only the sandbox's processes), a minimal ``/dev``; size-capped
+  private tmpfs mounts at ``/sandbox`` (the work dir, holding ``main.py`` and the given files), ``/tmp`` and
+  ``/dev/shm`` are the only writable places; the root is remounted read-only. Nothing of the host's home,
+  ``/etc``, ``/tmp`` or the repository is visible;
 - identity: as root, ``setpriv`` switches to the worker's own unprivileged uid (leased, see :mod:`._uids`),
   clears groups, empties every capability set including the bounding set and sets no_new_privs; as an
   unprivileged caller the user namespace gives no capabilities to begin with;
@@ -19,12 +21,20 @@ Each run is a fresh sandbox:
 - process lifetime: pid 1 of the sandbox is a trusted ``sh`` that waits for the program and exits with its
   status; when pid 1 exits, the kernel kills every process left in the pid namespace, setsid daemons
   included. bwrap and pid 1 carry ``--die-with-parent``, so a killed supervisor leaves nothing behind;
-- supervision from outside: a wall-clock backstop and the CPU/memory totals of the whole tree; at any limit
-  pid 1 and bwrap are SIGKILLed and ``run`` returns only once the namespace is gone (as root, any process
-  still under the worker's uid is killed too).
+- accounting by the kernel: every run gets its own cgroup (:mod:`._cgroup`; v2, or v1 ``memory`` +
+  ``cpuacct``), joined by the launcher before bwrap starts. Its CPU total (every process the run ever had,
+  auto-reaped children included) decides ``timeout``; its memory limit (``Limits.memory_mb``) charges
+  anonymous memory, tmpfs pages, page tables and kernel buffers, socket buffers included, and an OOM kill in it
+  ends the run as ``memory``;
+- supervision from outside: a wall-clock backstop and the cgroup's CPU and OOM counters; at any limit pid 1
+  and bwrap are SIGKILLed and ``run`` returns only once every process of the run's cgroup is gone (as root,
+  any process still under the worker's uid is killed too).
 
-If bwrap, setpriv, prlimit or libseccomp is missing, or the self-test at :meth:`LocalSandbox.open` shows that
-any layer did not take effect, :class:`IsolationUnavailableError` is raised. There is no unisolated fallback.
+If bwrap, setpriv, prlimit or libseccomp is missing, no per-run cgroup can be made, or the self-test at
+:meth:`LocalSandbox.open` shows that any layer did not take effect, :class:`IsolationUnavailableError` is
+raised. There is no unisolated fallback. ``require_cgroup=False`` runs without a cgroup (rlimits and ``/proc``
+sampling only: CPU of auto-reaped children, socket buffers and tmpfs are then *not* bounded by the limits),
+and every result's ``sandbox`` then ends in ``+nocgroup``.
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sandboxes import _cgroup
+from sandboxes._cgroup import CgroupHost, CgroupUnavailableError, RunCgroup
 from sandboxes._interface import (
     DEFAULT_LIMITS,
     ExecutionResult,
@@ -55,12 +67,13 @@ from sandboxes._interface import (
     validate_relpath,
 )
 from sandboxes._proctree import tree_pss_bytes, tree_usage
+from sandboxes._runtime import SANDBOX_PREFIX, RuntimeUnavailableError, StagedPython, stage_interpreter
 from sandboxes._seccomp import POLICY_FINGERPRINT, SeccompUnavailableError, filter_bpf
-from sandboxes._status import classify_exit
+from sandboxes._status import classify_exit, setup_failure
 from sandboxes._uids import DEFAULT_LOCK_DIR, DEFAULT_UID_BASE, DEFAULT_UID_COUNT, UidLease, lease_uid
 
 #: Bump when the isolation recipe changes anything a program can observe or do: it is part of cache keys.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 WORKDIR = "/sandbox"
 MAIN_FILE = "main.py"
@@ -79,9 +92,21 @@ _CONTAINER_HINT = (
     "AppArmor profile blocking mount/unshare (Docker: `--privileged`, or `--cap-add SYS_ADMIN --security-opt "
     "seccomp=unconfined --security-opt apparmor=unconfined`)."
 )
-#: How long after the start the supervisor first samples the tree, and how often after that.
+_CGROUP_HINT = (
+    "Run as root (per-run cgroups are made under this process's own cgroup), or pass `cgroup_parent=` a cgroup "
+    "delegated to this user (v1: a directory in the memory and cpuacct hierarchies owned by it; v2: one with the "
+    "memory controller in its cgroup.subtree_control), or `require_cgroup=False` to run with rlimits only "
+    "(then CPU of auto-reaped children, socket buffers and tmpfs are not bounded)."
+)
+#: How long after the start the supervisor first samples, and how often after that (cgroup counters are two
+#: small reads; the /proc tree walk of the no-cgroup mode is dearer).
 _WATCH_START_S = 0.05
-_WATCH_EVERY_S = 0.1
+_WATCH_EVERY_S = 0.05
+_WATCH_EVERY_NO_CGROUP_S = 0.1
+#: The launcher: joins the run's cgroup(s) (one ``cgroup.procs`` path per argument up to ``--``), then becomes
+#: bwrap, so that every process of the run is born inside the cgroup.
+_JOIN_SCRIPT = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"'
+_JOIN_NAME = "evalgate-join"
 #: After the sandbox's root process is gone, how long to wait for its output pipes to close.
 _DRAIN_GRACE_S = 2.0
 
@@ -172,12 +197,17 @@ class LocalSandbox(Sandbox):
     """One worker of the local backend. ``privileged=None`` means "as root if we are root".
 
     Args:
-        interpreter: Python to run programs with; its prefix is bound read-only. Default: the base
-            interpreter of the running Python.
+        interpreter: Python to run programs with; its executable and standard library are staged and bound
+            read-only at ``/opt/python``. Default: the base interpreter of the running Python.
         privileged: run with a per-worker uid via setpriv (needs root), or inside a user namespace (not root).
         uid: a fixed worker uid (root only); default: lease one from ``[uid_base, uid_base + uid_count)``.
         nice: scheduling niceness of sandboxed programs.
         extra_ro_paths: more host paths to bind read-only at the same place (e.g. a data directory).
+        require_cgroup: refuse to open when no per-run cgroup can be made (default). ``False`` runs with rlimits
+            and ``/proc`` sampling only, and says so in :attr:`version` and every result (``+nocgroup``).
+        cgroup_parent: a cgroup path (from each hierarchy's root) under which to make the per-run cgroups,
+            e.g. one delegated to an unprivileged caller. Default: this process's own cgroup.
+        runtime_dir: where the staged interpreter is kept (default: ``/var/cache/evalgate-sandbox`` as root).
     """
 
     backend = "local-bwrap"
@@ -193,6 +223,9 @@ class LocalSandbox(Sandbox):
         lock_dir: Path = DEFAULT_LOCK_DIR,
         nice: int = 10,
         extra_ro_paths: Sequence[str | os.PathLike[str]] = (),
+        require_cgroup: bool = True,
+        cgroup_parent: str | None = None,
+        runtime_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._interpreter = Path(interpreter).resolve() if interpreter is not None else default_interpreter()
         self._privileged_request = privileged
@@ -202,6 +235,13 @@ class LocalSandbox(Sandbox):
         self._lock_dir = lock_dir
         self._nice = nice
         self._extra_ro = [Path(p).resolve() for p in extra_ro_paths]
+        self._require_cgroup = require_cgroup
+        self._cgroup_parent = cgroup_parent
+        self._runtime_dir = Path(runtime_dir) if runtime_dir is not None else None
+        self._cgroups: CgroupHost | None = None
+        self._cgroup_note = ""
+        self._staged: StagedPython | None = None
+        self._last_cgroup_cpu: float | None = None
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one run at a time per worker: its uid's process limit is its own
         self._opened = False
@@ -221,7 +261,23 @@ class LocalSandbox(Sandbox):
     def version(self) -> str:
         if not self._python_version:
             raise SandboxError("the sandbox version is known only after open()")
-        return f"{self.backend}/{RECIPE_VERSION}-{POLICY_FINGERPRINT}+python{self._python_version}"
+        return f"{self.backend}/{RECIPE_VERSION}-{POLICY_FINGERPRINT}+python{self._python_version}+{self._accounting_tag}"
+
+    @property
+    def _accounting_tag(self) -> str:
+        return f"cgroup{self._cgroups.version}" if self._cgroups is not None else "nocgroup"
+
+    @property
+    def accounting(self) -> str:
+        """How CPU and memory are accounted: ``cgroup-v1``, ``cgroup-v2``, or ``rlimits`` (no cgroup)."""
+        return self._cgroups.name if self._cgroups is not None else "rlimits"
+
+    @property
+    def accounting_note(self) -> str:
+        """Where per-run cgroups are made, or why none could be (``require_cgroup=False``)."""
+        if self._cgroups is not None:
+            return f"per-run cgroups under {self._cgroups.memory_parent}"
+        return f"no per-run cgroup ({self._cgroup_note}): CPU of reaped children, socket buffers and tmpfs unbounded"
 
     @property
     def _label(self) -> str:
@@ -251,6 +307,19 @@ class LocalSandbox(Sandbox):
                 raise IsolationUnavailableError(f"cannot isolate untrusted code: {exc}") from exc
             if not self._interpreter.is_file() or not os.access(self._interpreter, os.X_OK):
                 raise IsolationUnavailableError(f"interpreter {self._interpreter} is not an executable file")
+            try:
+                self._staged = stage_interpreter(self._interpreter, self._runtime_dir)
+            except RuntimeUnavailableError as exc:
+                raise IsolationUnavailableError(f"cannot isolate untrusted code: {exc}") from exc
+            try:
+                self._cgroups = _cgroup.detect(self._cgroup_parent)
+            except CgroupUnavailableError as exc:
+                if self._require_cgroup:
+                    raise IsolationUnavailableError(
+                        f"cannot account CPU and memory per run: {exc}. {_CGROUP_HINT}"
+                    ) from exc
+                self._cgroups = None
+                self._cgroup_note = str(exc)
             is_root = os.geteuid() == 0
             privileged = is_root if self._privileged_request is None else self._privileged_request
             if privileged and not is_root:
@@ -276,8 +345,9 @@ class LocalSandbox(Sandbox):
                     raise ValueError("a fixed worker uid needs privileged mode (root)")
                 self._uid, self._gid = os.getuid(), os.getgid()
             self._static_args = self._build_static_args()
+            assert self._staged is not None
             self._env = {
-                "PATH": f"{self._interpreter.parent}:{_SYSTEM_PATH}",
+                "PATH": f"{self._staged.bin_dir}:{_SYSTEM_PATH}",
                 "HOME": WORKDIR,
                 "TMPDIR": "/tmp",
                 "USER": "sandbox",
@@ -287,6 +357,8 @@ class LocalSandbox(Sandbox):
                 "PYTHONHASHSEED": "0",
                 "MALLOC_ARENA_MAX": "2",
             }
+            if self._staged.shared_lib:
+                self._env["LD_LIBRARY_PATH"] = self._staged.lib_dir
             try:
                 self._self_test()
             except BaseException:
@@ -359,9 +431,10 @@ class LocalSandbox(Sandbox):
             elif host.is_dir() and not host.is_symlink():
                 args += ["--ro-bind", str(host), str(host)]
         args += ["--perms", "0755", "--dir", "/etc", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-        prefix = self._interpreter.parent.parent
-        if prefix != Path("/usr") and Path("/usr") not in prefix.parents:
-            args += self._ro_bind_with_parents(prefix)
+        assert self._staged is not None
+        # The interpreter's own files only (no site-packages), from a stage whose host path says nothing.
+        args += ["--perms", "0755", "--dir", str(Path(SANDBOX_PREFIX).parent)]
+        args += ["--ro-bind", str(self._staged.host_dir), SANDBOX_PREFIX]
         for path in self._extra_ro:
             args += self._ro_bind_with_parents(path)
         args += ["--proc", "/proc", "--dev", "/dev"]
@@ -441,7 +514,7 @@ class LocalSandbox(Sandbox):
             "--nofile=512:512",
             "--core=0:0",
             "--",
-            str(self._interpreter),
+            self._staged.executable if self._staged is not None else str(self._interpreter),
             "-S",  # no site: no site-packages, nothing of the host's Python environment
             "-s",
             "-B",
@@ -472,6 +545,14 @@ class LocalSandbox(Sandbox):
 
     def _execute(self, files: Mapping[str, bytes], limits: Limits, stdin: bytes) -> ExecutionResult:
         start = time.monotonic()
+        cgroup: RunCgroup | None = None
+        if self._cgroups is not None:
+            try:
+                cgroup = self._cgroups.create(limits.memory_mb * 1024 * 1024)
+            except OSError as exc:
+                return self._result(
+                    Status.ERROR, None, detail=f"could not create the run's cgroup: {exc}", start=start
+                )
         fds: list[int] = []
         status_r, status_w = os.pipe()
         try:
@@ -479,6 +560,8 @@ class LocalSandbox(Sandbox):
             assert self._tools is not None
             bwrap_at = argv.index(self._tools.bwrap) + 1
             argv[bwrap_at:bwrap_at] = ["--json-status-fd", str(status_w)]
+            if cgroup is not None:
+                argv = [self._tools.sh, "-c", _JOIN_SCRIPT, _JOIN_NAME, *cgroup.join_files, "--", *argv]
             stdin_fd = _memfd("evalgate-stdin", stdin)
             fds.append(stdin_fd)
             proc = subprocess.Popen(
@@ -493,16 +576,53 @@ class LocalSandbox(Sandbox):
             )
         except OSError as exc:
             os.close(status_r)
+            if cgroup is not None:
+                cgroup.remove()
             return self._result(Status.ERROR, None, detail=f"could not start bwrap: {exc}", start=start)
         finally:
             for fd in fds:
                 os.close(fd)
             os.close(status_w)
-        with os.fdopen(status_r, "rb") as status_pipe:
-            return self._supervise(proc, limits, start, status_pipe.fileno())
+        try:
+            with os.fdopen(status_r, "rb") as status_pipe:
+                return self._supervise(proc, limits, start, status_pipe.fileno(), cgroup)
+        finally:
+            if cgroup is not None:
+                cgroup.drain()
+                cgroup.remove()
+
+    def _watch(
+        self, proc: subprocess.Popen[bytes], limits: Limits, cgroup: RunCgroup | None
+    ) -> tuple[float, tuple[Status, str] | None]:
+        """(CPU seconds so far, why to stop the run now or None)."""
+        if cgroup is not None:
+            cpu = cgroup.cpu_seconds()
+            if cpu > limits.cpu_seconds:
+                return cpu, (Status.TIMEOUT, f"CPU budget of {limits.cpu_seconds:g} s spent by the run's processes")
+            return cpu, _oom_verdict(cgroup, limits)
+        usage = tree_usage(proc.pid)
+        if usage.cpu_seconds > limits.cpu_seconds:
+            return usage.cpu_seconds, (
+                Status.TIMEOUT,
+                f"CPU budget of {limits.cpu_seconds:g} s spent by the process tree",
+            )
+        memory_limit = limits.memory_mb * 1024 * 1024
+        if usage.rss_bytes > memory_limit:
+            pss = tree_pss_bytes(usage.pids)
+            if pss > memory_limit:
+                return usage.cpu_seconds, (
+                    Status.MEMORY,
+                    f"process tree resident memory {pss / 2**20:.0f} MiB > {limits.memory_mb} MiB",
+                )
+        return usage.cpu_seconds, None
 
     def _supervise(
-        self, proc: subprocess.Popen[bytes], limits: Limits, start: float, status_fd: int
+        self,
+        proc: subprocess.Popen[bytes],
+        limits: Limits,
+        start: float,
+        status_fd: int,
+        cgroup: RunCgroup | None,
     ) -> ExecutionResult:
         assert proc.stdout is not None and proc.stderr is not None
         out, err = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes)
@@ -514,7 +634,7 @@ class LocalSandbox(Sandbox):
         killed_at: float | None = None
         deadline = start + limits.wall_backstop
         next_watch = start + _WATCH_START_S
-        memory_limit = limits.memory_mb * 1024 * 1024
+        every = _WATCH_EVERY_S if cgroup is not None else _WATCH_EVERY_NO_CGROUP_S
         with selectors.DefaultSelector() as sel:
             streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
             for fd in streams:
@@ -534,24 +654,14 @@ class LocalSandbox(Sandbox):
                                 f"wall-clock backstop of {limits.wall_backstop:g} s reached",
                             )
                         elif now >= next_watch:
-                            next_watch = now + _WATCH_EVERY_S
-                            usage = tree_usage(proc.pid)
-                            peak_cpu = max(peak_cpu, usage.cpu_seconds)
-                            if usage.cpu_seconds > limits.cpu_seconds:
-                                kill_reason = (
-                                    Status.TIMEOUT,
-                                    f"CPU budget of {limits.cpu_seconds:g} s spent by the process tree",
-                                )
-                            elif usage.rss_bytes > memory_limit:
-                                pss = tree_pss_bytes(usage.pids)
-                                if pss > memory_limit:
-                                    kill_reason = (
-                                        Status.MEMORY,
-                                        f"process tree resident memory {pss / 2**20:.0f} MiB > {limits.memory_mb} MiB",
-                                    )
+                            next_watch = now + every
+                            cpu_now, kill_reason = self._watch(proc, limits, cgroup)
+                            peak_cpu = max(peak_cpu, cpu_now)
                         if kill_reason is not None:
                             killed_at = now
                             _kill_sandbox(proc.pid, status_buf)
+                            if cgroup is not None:
+                                cgroup.kill()
                     if exited_at is None and killed_at is not None and now - killed_at > 30:
                         raise SandboxError(f"bwrap (pid {proc.pid}) survived SIGKILL for 30 s")
                     if exited_at is not None:
@@ -583,14 +693,29 @@ class LocalSandbox(Sandbox):
                 os.close(pidfd)
                 if exited_at is None:
                     _kill_sandbox(proc.pid, status_buf)
+                    if cgroup is not None:
+                        cgroup.kill()
                 _, wait_status, rusage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(wait_status)
                 proc.stdout.close()
                 proc.stderr.close()
                 if killed_at is not None or exited_at is None:
                     self._await_teardown(status_buf)
-        wall = time.monotonic() - start
         cpu = max(peak_cpu, rusage.ru_utime + rusage.ru_stime)
+        if cgroup is not None:
+            cgroup.drain()  # every process of the run is gone: the cgroup's CPU total is final
+            self._last_cgroup_cpu = cgroup.cpu_seconds()
+            cpu = max(cpu, self._last_cgroup_cpu)
+            if kill_reason is None:
+                # A limit crossed between the last sample and the end still decides the verdict.
+                if cpu > limits.cpu_seconds:
+                    kill_reason = (
+                        Status.TIMEOUT,
+                        f"CPU budget of {limits.cpu_seconds:g} s spent by the run's processes",
+                    )
+                else:
+                    kill_reason = _oom_verdict(cgroup, limits)
+        wall = time.monotonic() - start
         base = ExecutionResult(
             status=Status.ERROR,
             exit_code=None,
@@ -605,10 +730,15 @@ class LocalSandbox(Sandbox):
         if kill_reason is not None:
             return replace(base, status=kill_reason[0], detail=kill_reason[1])
         code = proc.returncode
-        if code < 0:  # bwrap itself was killed, not by us
-            return replace(base, detail=f"bwrap killed by signal {-code}")
+        if code < 0:  # bwrap itself was killed, not by us: the host's doing
+            return replace(base, detail=f"bwrap killed by signal {-code} (not by a limit of the run)")
+        if code == 125 and cgroup is not None and b'"child-pid"' not in status_buf:
+            return replace(base, exit_code=code, detail="could not join the run's cgroup: " + base.stderr[-2000:])
         if b'"exit-code"' not in status_buf:
             return replace(base, exit_code=code, detail="sandbox setup failed: " + base.stderr[-2000:])
+        setup = setup_failure(code, base.stderr)
+        if setup:
+            return replace(base, exit_code=code, detail=setup)
         status, detail = classify_exit(code, cpu, limits, base.stderr)
         return replace(base, status=status, exit_code=code, detail=detail)
 
@@ -653,6 +783,7 @@ class LocalSandbox(Sandbox):
     def _self_test(self) -> None:
         """Run a probe in the sandbox and check, from what it reports, that every layer took effect."""
         probe_limits = Limits(cpu_seconds=10, wall_seconds=30, max_processes=8)
+        self._last_cgroup_cpu = None
         result = self._execute({MAIN_FILE: _PROBE.encode()}, probe_limits, b"")
         if result.status is not Status.PASSED:
             hint = _USERNS_HINT if not self._privileged else _CONTAINER_HINT
@@ -692,6 +823,10 @@ class LocalSandbox(Sandbox):
             problems.append("host filesystem exposed")
         if report["nproc"] != probe_limits.max_processes:
             problems.append(f"RLIMIT_NPROC is {report['nproc']}")
+        if report["prefix"] != SANDBOX_PREFIX or any("site-packages" in p for p in report["sys_path"]):
+            problems.append(f"interpreter not the staged one: prefix {report['prefix']}, path {report['sys_path']}")
+        if self._cgroups is not None and not self._last_cgroup_cpu:
+            problems.append(f"the run's {self._cgroups.name} cgroup accounted no CPU time")
         if problems:
             raise IsolationUnavailableError(
                 "sandbox self-test failed, refusing to run: " + "; ".join(problems)
@@ -718,6 +853,25 @@ def _live_pids_of_uid(uid: int) -> list[int]:
 
 
 _CHILD_PID = re.compile(rb'"child-pid"\s*:\s*(\d+)')
+
+
+def _oom_verdict(cgroup: RunCgroup, limits: Limits) -> tuple[Status, str] | None:
+    """``memory`` when the kernel's OOM killer ran in the run's cgroup because the run reached its own limit;
+    ``error`` when it ran there although the run never reached its limit (host or ancestor memory pressure)."""
+    kills, at_limit = cgroup.memory_events()
+    if not kills:
+        return None
+    if at_limit:
+        peak = cgroup.peak_bytes()
+        return (
+            Status.MEMORY,
+            f"memory limit of {limits.memory_mb} MiB reached by the run's processes (peak {peak / 2**20:.0f} MiB, "
+            "counting tmpfs files and kernel buffers such as sockets): the kernel's OOM killer ended a process",
+        )
+    return (
+        Status.ERROR,
+        "a process of the run was killed by the host's OOM killer while the run was under its own memory limit",
+    )
 
 
 def _kill_sandbox(bwrap_pid: int, status: bytes | bytearray) -> None:
@@ -752,6 +906,7 @@ print(json.dumps({
     "no_new_privs": status.get("NoNewPrivs"), "seccomp": status.get("Seccomp"), "inet_socket": inet,
     "net_devices": devices, "root_writable": os.access("/", os.W_OK), "shadow_visible": os.path.exists("/etc/shadow"),
     "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "python": sys.version.split()[0],
+    "prefix": sys.prefix, "sys_path": sys.path,
 }))
 """
 

@@ -36,7 +36,7 @@ def _mem_available_bytes() -> int | None:
 
 def default_workers(limits: Limits = DEFAULT_LIMITS) -> int:
     """Two workers per usable CPU, fewer if available memory cannot hold twice ``limits.memory_mb`` per worker
-    (the tree-memory supervisor holds each worker near its limit; the factor two is headroom).
+    (each run's cgroup lets it hold up to its limit; the factor two is headroom).
 
     Two per CPU because a short run spends much of its time in process and namespace set-up rather than on a
     CPU; verdicts do not depend on load because the time limit counts CPU time, not wall time."""

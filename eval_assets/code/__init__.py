@@ -23,14 +23,18 @@ Entry points, in the order the assets use them (``predictions/<suite>`` → ``co
 - :func:`execution_key` = sha256 of (program hash, tests hash, limits, sandbox version, assembly version):
   re-materializing runs nothing that already ran; changing limits, tests, the isolation recipe or the
   interpreter runs everything again.
-- Every outcome has ``passed`` and a ``status`` (passed, failed, timeout, memory, killed, error). Count
-  ``error`` as not passed (or re-run it: errors are not cached); never drop it from a denominator.
+- Every outcome has ``passed`` and a ``status`` (passed, failed, timeout, memory, killed, error). ``error`` is
+  the infrastructure's failure (the sandbox could not start, its cgroup could not be made, the host killed
+  it), never the program's: it is retried within the batch (``INFRA_RETRIES`` = 2 more runs, counted in
+  ``attempts``), never cached, and if it persists it comes back as ``error``: not passed, never dropped from a
+  denominator. ``killed`` (seccomp, the file-size limit, a crash) is the program's own doing and is cached.
 - Model completions are never executed outside the sandbox (``extract_code`` only parses them).
 """
 
 from eval_assets.code._aggregate import PassAtK, pass_at_k_per_problem, pass_counts, status_counts
 from eval_assets.code._execute import (
     EXECUTION_KEY_VERSION,
+    INFRA_RETRIES,
     BatchRunner,
     CodeExecution,
     CodeSample,
@@ -62,6 +66,7 @@ __all__ = [
     "CODE_SUITES",
     "EXECUTION_KEY_VERSION",
     "HUMANEVAL_FILE",
+    "INFRA_RETRIES",
     "MBPP_FILE",
     "BatchRunner",
     "CodeExecution",

@@ -3,7 +3,15 @@
 An execution key is the sha256 of (program hash, tests hash, limits, sandbox version, assembly version): the
 same program under the same tests, limits and isolation recipe is run once, ever. Within a batch, identical
 programs (common at temperature 0) run once. Results are stored as each arrives, so an interrupted batch
-resumes where it stopped; results with status ``error`` are not stored and run again next time.
+resumes where it stopped.
+
+``error`` is the infrastructure's failure, not the program's (see ``sandboxes/_status.py``: the sandbox could
+not be set up or launched, the run's cgroup could not be made, bwrap was killed by someone other than the
+supervisor, the host's OOM killer struck while the run was within its limit). Such a sample is run again
+within the batch, up to ``retries`` more times (default :data:`INFRA_RETRIES`); ``attempts`` records how many
+runs it took. An ``error`` result is never stored, so a sample that still fails comes back as ``error`` (not
+passed, and never dropped from a denominator) and is run again by the next materialization. Everything else,
+``killed`` by the seccomp filter or the file-size limit included, is the program's own doing and is cached.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from sandboxes import DEFAULT_LIMITS, ExecutionResult, Limits, RunRequest, Statu
 
 #: Bump when the key's recipe changes.
 EXECUTION_KEY_VERSION = "1"
+#: How many more times a sample whose run ended in ``error`` is run within one batch.
+INFRA_RETRIES = 2
 
 
 class BatchRunner(Protocol):
@@ -53,7 +63,8 @@ def execution_key(program_hash: str, tests_hash: str, limits: Limits, sandbox_ve
 
 @dataclass(frozen=True)
 class ProgramOutcome:
-    """The verdict on one program: ``passed`` needs exit 0 and the completion marker (see ``_programs``)."""
+    """The verdict on one program: ``passed`` needs exit 0 and the completion marker (see ``_programs``).
+    ``attempts``: sandbox runs it took in this batch (0 when cached; more than 1 after infrastructure errors)."""
 
     key: str
     passed: bool
@@ -61,6 +72,7 @@ class ProgramOutcome:
     detail: str
     result: ExecutionResult
     cached: bool
+    attempts: int = 1
 
 
 def judge(program: CodeProgram, result: ExecutionResult) -> tuple[bool, Status, str]:
@@ -77,8 +89,13 @@ def execute_programs(
     runner: BatchRunner,
     store: ExecutionStore,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    retries: int = INFRA_RETRIES,
 ) -> list[ProgramOutcome]:
-    """Outcomes of ``programs``, in order, running only those whose key is not in ``store``."""
+    """Outcomes of ``programs``, in order, running only those whose key is not in ``store``; a run that ends
+    in ``error`` is retried up to ``retries`` times within the batch and never stored."""
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     sandbox_version = runner.version
     keys = [execution_key(p.program_hash, p.tests_hash, limits, sandbox_version) for p in programs]
     cached = store.get_many(set(keys))
@@ -86,24 +103,36 @@ def execute_programs(
     for key, program in zip(keys, programs, strict=True):
         if key not in cached and key not in todo:
             todo[key] = program
-    todo_keys = list(todo)
     fresh: dict[str, ExecutionResult] = {}
+    attempts: dict[str, int] = {}
+    pending = list(todo)
+    for _ in range(1 + retries):
+        if not pending:
+            break
+        batch = pending
+        got: set[int] = set()
 
-    def keep(index: int, result: ExecutionResult) -> None:
-        key = todo_keys[index]
-        fresh[key] = result
-        if result.status is not Status.ERROR:
-            store.put_many({key: result})
+        def keep(index: int, result: ExecutionResult, batch: list[str] = batch, got: set[int] = got) -> None:
+            key = batch[index]
+            got.add(index)
+            fresh[key] = result
+            attempts[key] = attempts.get(key, 0) + 1
+            if result.status is not Status.ERROR:
+                store.put_many({key: result})
 
-    if todo:
-        requests = [RunRequest(program=todo[key].source, limits=limits) for key in todo_keys]
-        runner.run_many(requests, on_result=keep)
+        requests = [RunRequest(program=todo[key].source, limits=limits) for key in batch]
+        results = runner.run_many(requests, on_result=keep)
+        for index, result in enumerate(results):
+            if index not in got:  # a runner that does not report through on_result
+                keep(index, result)
+        pending = [key for key in batch if fresh[key].status is Status.ERROR]
     outcomes: list[ProgramOutcome] = []
     for key, program in zip(keys, programs, strict=True):
         was_cached = key in cached
         result = cached[key] if was_cached else fresh[key]
         passed, status, detail = judge(program, result)
-        outcomes.append(ProgramOutcome(key, passed, status, detail, result, was_cached))
+        runs = 0 if was_cached else attempts[key]
+        outcomes.append(ProgramOutcome(key, passed, status, detail, result, was_cached, runs))
     return outcomes
 
 
@@ -150,6 +179,7 @@ class CodeExecution:
             "output_truncated": result.stdout_truncated or result.stderr_truncated,
             "sandbox": result.sandbox,
             "cached": self.outcome.cached,
+            "attempts": self.outcome.attempts,
         }
 
 
@@ -159,8 +189,11 @@ def execute_samples(
     runner: BatchRunner,
     store: ExecutionStore,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    retries: int = INFRA_RETRIES,
 ) -> list[CodeExecution]:
     """Assemble, run (through the cache) and judge every sample; one :class:`CodeExecution` per sample, in order.
+    Runs that end in ``error`` (the infrastructure's failure) are retried up to ``retries`` times.
 
     Raises:
         KeyError: a sample names a task that is not among ``problems``.
@@ -172,7 +205,7 @@ def execute_samples(
         if problem is None:
             raise KeyError(f"sample for unknown task {sample.task_id!r}")
         programs.append(assemble_program(problem, sample.completion))
-    outcomes = execute_programs(programs, runner, store, limits)
+    outcomes = execute_programs(programs, runner, store, limits, retries=retries)
     return [
         CodeExecution(s.task_id, s.sample_index, p.program_hash, p.tests_hash, o)
         for s, p, o in zip(samples, programs, outcomes, strict=True)

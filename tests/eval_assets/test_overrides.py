@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from eval_assets.gate import OverridePolicy
-from eval_assets.overrides import OverrideError, OverrideRecord, load_override, validate_override, write_override
+from eval_assets.overrides import (
+    OverrideError,
+    OverrideRecord,
+    load_override,
+    validate_override,
+    write_override,
+)
 
 HASH = "sha256:" + "a" * 64
 TODAY = date(2026, 12, 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eval_assets.code import (
+    INFRA_RETRIES,
     CodeProblem,
     CodeSample,
     InMemoryExecutionStore,
@@ -294,15 +295,88 @@ class _FlakyRunner:
         return results
 
 
-def test_infrastructure_errors_are_not_cached() -> None:
+def test_infrastructure_errors_are_retried_within_the_batch_and_not_cached() -> None:
     program = reference_program(_problem())
     store = InMemoryExecutionStore()
     runner = _FlakyRunner()
-    for expected_calls in (1, 2):
+    for batch in (1, 2):
         (outcome,) = execute_programs([program], runner, store)
         assert outcome.status is Status.ERROR and not outcome.passed
-        assert runner.calls == expected_calls
+        assert outcome.attempts == 1 + INFRA_RETRIES == 3
+        assert runner.calls == batch * (1 + INFRA_RETRIES)
     assert len(store) == 0
+    (outcome,) = execute_programs([program], runner, store, retries=0)
+    assert outcome.attempts == 1 and outcome.status is Status.ERROR
+
+
+class _ScriptedRunner:
+    """Answers each request from a per-program script of statuses (then ``passed``), counting runs."""
+
+    version = "fake/1"
+
+    def __init__(self, script: dict[str, list[Status]]) -> None:
+        self.script = script
+        self.runs: dict[str, int] = {}
+        self.batches: list[int] = []
+
+    def run_many(
+        self,
+        requests: Sequence[RunRequest],
+        *,
+        on_result: Callable[[int, ExecutionResult], None] | None = None,
+    ) -> list[ExecutionResult]:
+        self.batches.append(len(requests))
+        results = []
+        for index, request in enumerate(requests):
+            name = next((n for n in self.script if n in request.program), request.program)
+            seen = self.runs.get(name, 0)
+            self.runs[name] = seen + 1
+            statuses = self.script.get(name, [])
+            status = statuses[seen] if seen < len(statuses) else Status.PASSED
+            code = 0 if status is Status.PASSED else None
+            # the source holds the completion marker, so an echoed source reads as a completed run
+            result = ExecutionResult(status, code, stdout=request.program, detail=str(status))
+            results.append(result)
+            if on_result is not None:
+                on_result(index, result)
+        return results
+
+
+def test_only_errored_samples_are_retried_and_attempts_are_recorded() -> None:
+    def program(name: str) -> str:
+        return f"    return a + b  # {name}\n"
+
+    problem = _problem()
+    samples = [
+        CodeSample("T/0", program("flaky_once"), 0),
+        CodeSample("T/0", program("always_broken"), 1),
+        CodeSample("T/0", program("seccomp_killed"), 2),
+        CodeSample("T/0", program("fine"), 3),
+    ]
+    runner = _ScriptedRunner(
+        {
+            "flaky_once": [Status.ERROR],
+            "always_broken": [Status.ERROR] * 10,
+            "seccomp_killed": [Status.KILLED],
+        }
+    )
+    store = InMemoryExecutionStore()
+    executions = execute_samples([problem], samples, runner, store)
+    names = ["flaky_once", "always_broken", "seccomp_killed", "fine"]
+    by_name = dict(zip(names, executions, strict=True))
+    assert runner.batches == [4, 2, 1]  # everything, then the two errors, then the one still failing
+    assert sorted(runner.runs.values()) == [1, 1, 2, 3]
+    assert runner.runs["flaky_once"] == 2 and runner.runs["always_broken"] == 3
+    assert [by_name[n].outcome.attempts for n in by_name] == [2, 3, 1, 1]
+    assert [by_name[n].outcome.status for n in by_name] == [
+        Status.PASSED, Status.ERROR, Status.KILLED, Status.PASSED
+    ]
+    assert by_name["flaky_once"].passed and not by_name["always_broken"].passed
+    assert by_name["always_broken"].to_row()["attempts"] == 3
+    assert len(store) == 3  # the persistent error is not cached; the killed program is (its own fault)
+    again = execute_samples([problem], samples, runner, store)
+    assert [e.outcome.cached for e in again] == [True, False, True, True]
+    assert [e.outcome.attempts for e in again] == [0, 3, 0, 0]
 
 
 def test_rows_are_flat() -> None:

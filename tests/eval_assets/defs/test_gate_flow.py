@@ -139,21 +139,23 @@ def test_a_checkpoint_compared_before_the_baseline_is_not_promoted_over_it(flow:
     assert _production(flow) == "base"
 
 
-def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any]) -> None:
+def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any], damaged_checkpoint: Path) -> None:
     """Hole 6: the margin edited, `version` left alone: the check refuses instead of deciding differently."""
     policy = tiny_policy()
     section = policy.section("no_regression_vs_production").model_copy(update={"margin": 0.2})
     edited = policy.model_copy(update={"rules": policy.rules | {"no_regression_vs_production": section}})
     assert edited.version == policy.version and edited.policy_hash != policy.policy_hash
     defs = _definitions(flow["home"], policy=edited)
-    result = evaluate_partition(defs, flow["instance"], "damaged", log_level="CRITICAL")
+    # a copy of the damaged weights (every prediction cached), so that `damaged` keeps its evidence
+    register_checkpoint(flow["instance"], flow["home"].registry, damaged_checkpoint, name="damaged-copy")
+    result = evaluate_partition(defs, flow["instance"], "damaged-copy", log_level="CRITICAL")
     assert not result.success
     errors = [e for e in result.all_events if e.is_step_failure]
     messages = " ".join(e.event_specific_data.error.to_string() for e in errors)  # type: ignore[union-attr]
     assert "changed without a new version" in messages
     assert _production(flow) == "base"
     # the errored check executions are the latest: an older evaluation must not stand in for them
-    outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged")
+    outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged-copy")
     assert outcome["outcome"] == "blocked" and "no completed result" in outcome["reason"]
 
 
@@ -181,7 +183,7 @@ def test_reevaluating_an_unchanged_checkpoint_makes_no_model_calls(flow: dict[st
 
 def test_results_tables_are_queryable(flow: dict[str, Any]) -> None:
     store = ResultsStore(flow["home"].tables)
-    scores = store.read("scores").filter(pl.col("checkpoint") != "early").sort(["checkpoint", "suite"])
+    scores = store.read("scores").filter(pl.col("checkpoint").is_in(["base", "damaged"])).sort(["checkpoint", "suite"])
     assert scores.select("checkpoint", "suite").rows() == [
         ("base", "arc_easy"), ("base", "gsm8k"), ("base", "mmlu"),
         ("damaged", "arc_easy"), ("damaged", "gsm8k"), ("damaged", "mmlu"),
@@ -232,7 +234,7 @@ def test_after_production_moves_older_comparisons_are_stale_and_automation_rerun
     after = dg.evaluate_automation_conditions(defs=flow["defs"], instance=instance, cursor=quiet.cursor)
     for suite in SUITES:
         requested = after.get_requested_partitions(dg.AssetKey(["comparison", suite]))
-        assert {"damaged", "early", "base", "base-rerelease"} <= requested, (suite, requested)
+        assert {"damaged", "early", "base", "base-rerelease", "damaged-copy"} <= requested, (suite, requested)
         for upstream in ("predictions", "scores"):
             assert not after.get_requested_partitions(dg.AssetKey([upstream, suite])), (upstream, suite)
     assert not after.get_requested_partitions(dg.AssetKey("checkpoint_manifest"))
