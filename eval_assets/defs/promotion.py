@@ -134,7 +134,6 @@ def build_promotion_asset(
         automation_condition=gated(),
         group_name="gate",
         kinds={"python"},
-        pool="evalgate_promotion",
         description="Moves production to this checkpoint when every blocking gate check passed on current "
         "evidence against the current production (or a valid override record lifts the failed rules).",
     )
