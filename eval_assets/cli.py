@@ -42,10 +42,10 @@ def _suites_dir(args: argparse.Namespace) -> str | None:
 
 def _specs(args: argparse.Namespace) -> dict[str, SuiteSpec]:
     """The suites: built-in plus ``--suites-dir`` (a caller embedding the CLI may set ``args.specs``)."""
-    from eval_assets.suites.spec import load_suite_specs
+    from eval_assets.suites.spec import suite_specs_from
 
     given: dict[str, SuiteSpec] | None = getattr(args, "specs", None)
-    return given if given is not None else load_suite_specs()
+    return given if given is not None else suite_specs_from(_suites_dir(args))
 
 
 def _policy(args: argparse.Namespace) -> GatePolicy:
@@ -270,8 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote.set_defaults(func=cmd_promote)
 
     from eval_assets.cli_overrides import add_override_commands
+    from eval_assets.cli_suites import add_suites_commands
 
     add_override_commands(sub)
+    add_suites_commands(sub)
 
     report = sub.add_parser("report", help="print scores, CIs, deltas and gate verdicts")
     report.add_argument("names", nargs="*")

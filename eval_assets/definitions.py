@@ -11,7 +11,7 @@ from eval_assets.defs.promotion import build_promotion_asset
 from eval_assets.defs.sensors import checkpoint_inbox
 from eval_assets.defs.suite_assets import build_suite_assets
 from eval_assets.gate import GatePolicy, load_gate_policy, registered_rules
-from eval_assets.suites.spec import SuiteSpec, load_suite_specs
+from eval_assets.suites.spec import SuiteSpec, suite_specs_from
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
 
 
@@ -24,7 +24,8 @@ def build_definitions(
     suite_settings: SuiteSettings | None = None,
     code_sandbox: CodeSandbox | None = None,
 ) -> dg.Definitions:
-    specs = specs if specs is not None else load_suite_specs()
+    suite_settings = suite_settings or SuiteSettings()
+    specs = specs if specs is not None else suite_specs_from(suite_settings.suites_dir)
     policy = policy or load_gate_policy()
     suites = sorted(specs)
     assets: list[dg.AssetsDefinition] = [checkpoint_manifest]
@@ -55,7 +56,7 @@ def build_definitions(
         resources={
             "evalgate": evalgate or EvalgateHome(),
             "model_runner": model_runner or ModelRunner(),
-            "suite_settings": suite_settings or SuiteSettings(),
+            "suite_settings": suite_settings,
             "code_sandbox": code_sandbox or CodeSandbox(),
         },
         executor=dg.in_process_executor,

@@ -7,19 +7,30 @@ from the last written chunk.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from eval_assets.hashing import prompt_hash, sampling_hash
-from eval_assets.suites.items import GenerationItem, Item, LikelihoodItem
+from eval_assets.hashing import sampling_hash
+from eval_assets.kinds._registry import get_kind
+from eval_assets.kinds._requests import sampling_params
+from eval_assets.suites.items import Item
 from eval_assets.suites.spec import SuiteSpec
 from resources.prediction_cache import CachedPrediction, PredictionCache
-from resources.runners.base import ModelBackend, SamplingParams
+from resources.runners.base import ModelBackend
+
+__all__ = [
+    "OUTPUT_FORMAT_VERSION",
+    "PREDICTION_SCHEMA",
+    "PredictionStats",
+    "item_prompt_hash",
+    "item_sampling_hash",
+    "predict_suite",
+    "sampling_params",
+]
 
 #: Bump when the layout of cached outputs changes; it is part of the sampling hash.
 OUTPUT_FORMAT_VERSION = 1
@@ -48,15 +59,6 @@ class PredictionStats:
     engine: str
 
 
-def sampling_params(spec: SuiteSpec) -> SamplingParams | None:
-    if spec.sampling is None:
-        return None
-    s = spec.sampling
-    return SamplingParams(
-        temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=tuple(s.stop), seed=s.seed
-    )
-
-
 def item_sampling_hash(spec: SuiteSpec, engine: str) -> str:
     params: dict[str, Any] = {"kind": spec.kind, "engine": engine, "output_format": OUTPUT_FORMAT_VERSION}
     if spec.sampling is not None:
@@ -65,56 +67,14 @@ def item_sampling_hash(spec: SuiteSpec, engine: str) -> str:
 
 
 def item_prompt_hash(spec: SuiteSpec, item: Item, tokenizer_hash: str) -> str:
-    """Hash of everything that renders the prompt: template version, the rendered requests, and for chat
-    prompts the tokenizer (its chat template turns messages into text)."""
-    if isinstance(item, LikelihoodItem):
-        return prompt_hash({"template": spec.template.version, "requests": item.requests})
-    return prompt_hash(
-        {
-            "template": spec.template.version,
-            "messages": [list(m) for m in item.messages],
-            "sample": item.sample,
-            "chat": spec.template.chat,
-            "tokenizer_hash": tokenizer_hash,
-        }
-    )
+    """Hash of everything that renders the prompt, as the suite's kind requests it (template version, the
+    rendered requests, and for chat prompts the tokenizer: its chat template turns messages into text)."""
+    return get_kind(spec.kind).request.prompt_hash(spec, item, tokenizer_hash)
 
 
-def _compute(
-    backend: ModelBackend,
-    spec: SuiteSpec,
-    items: Sequence[Item],
-) -> tuple[list[str], int]:
-    """Outputs (JSON strings) for items, and the number of model calls made."""
-    if spec.kind == "likelihood":
-        likelihood_items = [item for item in items if isinstance(item, LikelihoodItem)]
-        requests = [request for item in likelihood_items for request in item.requests]
-        results = backend.loglikelihood(requests)
-        outputs: list[str] = []
-        offset = 0
-        for item in likelihood_items:
-            chunk = results[offset : offset + len(item.continuations)]
-            offset += len(item.continuations)
-            outputs.append(
-                json.dumps({"logprobs": [r.logprob for r in chunk], "greedy": [r.is_greedy for r in chunk]})
-            )
-        return outputs, len(requests)
-    params = sampling_params(spec)
-    assert params is not None
-    generation_items = [item for item in items if isinstance(item, GenerationItem)]
-    prompts = [
-        backend.render_chat(item.messages) if spec.template.chat else "\n\n".join(c for _, c in item.messages)
-        for item in generation_items
-    ]
-    # Sample k of every prompt is drawn with seed + k, one call per k: backends seed per request (vLLM) or per
-    # batch (transformers), so the samples of one prompt must not share a seed.
-    texts: list[str] = [""] * len(prompts)
-    for sample in sorted({item.sample for item in generation_items}):
-        positions = [i for i, item in enumerate(generation_items) if item.sample == sample]
-        outputs = backend.generate([prompts[i] for i in positions], replace(params, seed=params.seed + sample))
-        for position, text in zip(positions, outputs, strict=True):
-            texts[position] = text
-    return [json.dumps({"text": text}) for text in texts], len(prompts)
+def _compute(backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]) -> tuple[list[str], int]:
+    """Outputs (JSON strings) for items, and the number of model calls made: the kind's model request."""
+    return get_kind(spec.kind).request.compute(backend, spec, items)
 
 
 def predict_suite(

@@ -1,111 +1,135 @@
-"""Per-item scores from predictions: pure functions, one per metric. Bump ``scorer_version`` in the suite
-spec when a scorer's behaviour changes."""
+"""Scores of a suite from its predictions: per item through the spec's registered scorer
+(:mod:`eval_assets.kinds`), then the summary row with its confidence interval. Pure functions.
+
+Bump ``scorer_version`` in the suite spec when a scorer's behaviour changes, and :data:`SCORES_VERSION` when the
+summary's schema or interval changes.
+
+The interval states its method: **Wilson** when every per-item score is 0/1 (a percentile bootstrap covers only
+~81% at n = 50 and gives [0, 0] on an all-wrong run), a **seeded percentile bootstrap** of the mean otherwise
+(pass@1 of several samples per problem).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
-from eval_assets.suites.gsm8k import extract_answer
-from eval_assets.suites.items import GenerationItem, Item, LikelihoodItem
+from eval_assets import stats
+from eval_assets.kinds._errors import MalformedPredictionError
+from eval_assets.kinds._scoring import ITEM_SCORE_SCHEMA, score_predictions
+from eval_assets.kinds._types import SuiteScores
+from eval_assets.kinds.code import score_code as _score_code
+from eval_assets.suites.items import Item
 from eval_assets.suites.spec import SuiteSpec
 
-ITEM_SCORE_SCHEMA = pl.Schema(
+__all__ = [
+    "CONFIDENCE",
+    "ITEM_SCORE_SCHEMA",
+    "SCORES_SCHEMA",
+    "SCORES_VERSION",
+    "MalformedPredictionError",
+    "score_code",
+    "score_interval",
+    "score_items",
+    "summarize",
+]
+
+#: Bump when the scores summary's columns or its interval change (part of the scores asset's code version).
+SCORES_VERSION = 2
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
+
+SCORES_SCHEMA = pl.Schema(
     {
         "checkpoint": pl.String,
         "suite": pl.String,
-        "item_id": pl.String,
-        "prediction": pl.String,
-        "gold": pl.String,
-        "correct": pl.Boolean,
+        "suite_version": pl.Int64,
+        "suite_code_version": pl.String,
+        "profile": pl.String,
+        "metric": pl.String,
         "score": pl.Float64,
-        "parsed": pl.Boolean,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "confidence": pl.Float64,
+        "ci_method": pl.String,
+        "n": pl.Int64,
+        "n_total": pl.Int64,
+        "errors": pl.Int64,
+        "unparsed": pl.Int64,
+        "error_rate": pl.Float64,
+        "model_hash": pl.String,
+        "details": pl.String,
     }
 )
 
 
-class MalformedPredictionError(ValueError):
-    """A cached or fresh prediction cannot be read: reported with its location, never scored as wrong."""
-
-
-def score_likelihood(item: LikelihoodItem, output: str) -> tuple[str, bool, bool]:
-    """(predicted choice index, correct, parsed): acc = argmax of the continuation log-likelihoods."""
-    logprobs = json.loads(output)["logprobs"]
-    if len(logprobs) != len(item.continuations):
-        raise MalformedPredictionError(
-            f"item {item.item_id}: {len(logprobs)} log-likelihoods for {len(item.continuations)} choices"
-        )
-    best = max(range(len(logprobs)), key=lambda i: logprobs[i])
-    return str(best), best == item.gold, True
-
-
-def score_exact_match(item: GenerationItem, output: str) -> tuple[str, bool, bool]:
-    """(extracted final number, correct, parsed). An answer with no number is wrong and counted unparsed."""
-    answer = extract_answer(json.loads(output)["text"])
-    return (answer or ""), answer == item.gold, answer is not None
-
-
 def score_items(spec: SuiteSpec, items: Sequence[Item], predictions: pl.DataFrame) -> pl.DataFrame:
-    by_id = dict(zip(predictions["item_id"].to_list(), predictions["output"].to_list(), strict=True))
-    checkpoint = predictions["checkpoint"][0] if predictions.height else ""
-    rows: list[tuple[str, str, bool, bool]] = []
-    for item in items:
-        if item.item_id not in by_id:
-            raise MalformedPredictionError(f"suite {spec.name}: no prediction for item {item.item_id}")
-        output = by_id[item.item_id]
-        try:
-            if isinstance(item, LikelihoodItem):
-                prediction, correct, parsed = score_likelihood(item, output)
-                gold = str(item.gold)
-            else:
-                prediction, correct, parsed = score_exact_match(item, output)
-                gold = item.gold
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise MalformedPredictionError(
-                f"suite {spec.name}, item {item.item_id}: prediction {output[:80]!r} is malformed ({exc})"
-            ) from exc
-        rows.append((prediction, gold, correct, parsed))
-    return pl.DataFrame(
-        {
-            "checkpoint": [checkpoint] * len(rows),
-            "suite": [spec.name] * len(rows),
-            "item_id": [item.item_id for item in items],
-            "prediction": [r[0] for r in rows],
-            "gold": [r[1] for r in rows],
-            "correct": [r[2] for r in rows],
-            "score": [float(r[2]) for r in rows],
-            "parsed": [r[3] for r in rows],
-        },
-        schema=ITEM_SCORE_SCHEMA,
-    )
+    """Per-item scores (``ITEM_SCORE_SCHEMA``) of a likelihood or generation suite's predictions.
+
+    Raises:
+        MalformedPredictionError: an item without a prediction, or a prediction that cannot be read.
+    """
+    return score_predictions(spec, items, predictions)
 
 
 def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> pl.DataFrame:
-    """Per-problem scores of a code suite from its executions: ``score`` is the unbiased pass@1 of the
-    problem (c/n), ``correct`` whether its first sample passed (a binary pass@1 draw, for paired tests),
-    ``parsed`` whether no execution ended in ``error`` (a sandbox fault, not the model's)."""
-    per_problem = (
-        executions.group_by("task_id", maintain_order=True)
-        .agg(
-            pl.len().alias("n"),
-            pl.col("passed").sum().alias("c"),
-            pl.col("passed").sort_by("sample_index").first().alias("first_passed"),
-            (pl.col("status") != "error").all().alias("clean"),
-        )
-        .sort("task_id")
+    """Per-problem scores of a code suite from its executions (samples that errored in the sandbox excluded)."""
+    return _score_code(spec, checkpoint, executions).item_scores
+
+
+def score_interval(values: Any, *, binary: bool, confidence: float = CONFIDENCE) -> stats.Interval | None:
+    """The suite score's CI: Wilson for 0/1 scores, a seeded percentile bootstrap otherwise; ``None`` when no
+    item was scored."""
+    count = len(values)
+    if count == 0:
+        return None
+    if binary:
+        return stats.wilson_interval(float(sum(values)), count, confidence)
+    return stats.bootstrap_mean_ci(
+        values, confidence=confidence, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", seed=0
     )
-    return pl.DataFrame(
-        {
-            "checkpoint": [checkpoint] * per_problem.height,
-            "suite": [spec.name] * per_problem.height,
-            "item_id": per_problem["task_id"],
-            "prediction": [f"{c}/{n} passed" for c, n in zip(per_problem["c"], per_problem["n"], strict=True)],
-            "gold": [""] * per_problem.height,
-            "correct": per_problem["first_passed"],
-            "score": (per_problem["c"] / per_problem["n"]).cast(pl.Float64),
-            "parsed": per_problem["clean"],
-        },
-        schema=ITEM_SCORE_SCHEMA,
-    )
+
+
+def summarize(
+    spec: SuiteSpec,
+    scored: SuiteScores,
+    *,
+    checkpoint: str,
+    profile: str,
+    suite_code_version: str,
+    model_hash: str,
+) -> dict[str, Any]:
+    """The ``scores`` row of a suite (``SCORES_SCHEMA``).
+
+    ``n`` items are in the score; ``n_total`` prediction items were attempted (code suites: problems × samples);
+    ``errors`` of those were excluded for infrastructure errors and ``unparsed`` scored wrong for want of a
+    readable answer (same unit as ``n_total``); ``error_rate = (errors + unparsed) / n_total``.
+    """
+    values = scored.item_scores["score"].to_numpy()
+    interval = score_interval(values, binary=scored.binary)
+    unparsed = int((~scored.item_scores["parsed"]).sum())
+    details = dict(scored.details)
+    return {
+        "checkpoint": checkpoint,
+        "suite": spec.name,
+        "suite_version": spec.version,
+        "suite_code_version": suite_code_version,
+        "profile": profile,
+        "metric": scored.metric,
+        "score": interval.estimate if interval else math.nan,
+        "ci_low": interval.low if interval else math.nan,
+        "ci_high": interval.high if interval else math.nan,
+        "confidence": interval.confidence if interval else CONFIDENCE,
+        "ci_method": interval.method if interval else "none (no item scored)",
+        "n": int(values.size),
+        "n_total": scored.n_total,
+        "errors": scored.errors,
+        "unparsed": unparsed,
+        "error_rate": (scored.errors + unparsed) / scored.n_total if scored.n_total else math.nan,
+        "model_hash": model_hash,
+        "details": json.dumps(details, sort_keys=True),
+    }

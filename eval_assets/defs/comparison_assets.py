@@ -2,18 +2,24 @@
 was made against recorded (checkpoint and model hash), so the gate can refuse stale evidence."""
 
 
+import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from eval_assets import stats
 from eval_assets.compare import compare
 from eval_assets.defs.automation import evaluate_when_new_or_changed
+from eval_assets.defs.growth_source import GrowthSource, can_grow
 from eval_assets.defs.partitions import checkpoints
-from eval_assets.gate import GatePolicy
+from eval_assets.gate import Comparison, GatePolicy
+from eval_assets.growth import ScoresAt, decide_sequentially, gate_design
 from eval_assets.hashing import hash_value
 from eval_assets.suites.spec import SuiteSpec, suite_code_version
-from resources.evalgate import EvalgateHome
+from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
 from resources.results_store import ResultsStore
 
 COMPARISON_SCHEMA = pl.Schema(
@@ -42,6 +48,10 @@ COMPARISON_SCHEMA = pl.Schema(
         "suite_code_version": pl.String,
         "policy_version": pl.Int64,
         "policy_hash": pl.String,
+        # planned growth (group-sequential), when on: the looks taken, the design, the deciding look's reason
+        "looks": pl.String,
+        "design": pl.String,
+        "sequential_reason": pl.String,
     }
 )
 
@@ -83,6 +93,35 @@ def _production_scores(
     return results.read("item_scores", checkpoint=production, suite=suite)
 
 
+def grow_comparison(
+    first: Comparison, policy: GatePolicy, suite: str, available: int, scores_at: ScoresAt, log: Callable[[str], None]
+) -> tuple[Comparison, dict[str, Any]]:
+    """Re-decide ``first`` (a binary comparison on the profile's items) under the planned group-sequential
+    design, growing both checkpoints' samples until a look decides. The comparison is then the deciding look's:
+    its n, its items, its interval at that look's nominal level."""
+    if first.method == "none" or not first.method.startswith("newcombe"):
+        return first, {}
+    rule = policy.section("no_regression_vs_production").for_suite(suite)
+    design = gate_design(policy, first.n, available, grow=True)
+    inconclusive = "block" if rule.critical or rule.inconclusive == "block" else "warn"
+    grown = decide_sequentially(
+        design, scores_at, margin=rule.margin, inconclusive=inconclusive, power=policy.power,
+        progress=lambda line: log(f"{suite}: {line}"),
+    )  # fmt: skip
+    verdict = grown.verdict
+    cand, prod = scores_at(verdict.n)
+    test = stats.mcnemar(cand.astype(bool), prod.astype(bool))
+    result = replace(
+        first, n=verdict.n, candidate_accuracy=float(cand.mean()), production_accuracy=float(prod.mean()),
+        difference=verdict.estimate, low=verdict.low, high=verdict.high, confidence=verdict.confidence,
+        method=f"{verdict.method}, group-sequential look {verdict.look}/{verdict.looks}",
+        improvements=verdict.improvements, regressions=verdict.regressions, mcnemar_p=test.p_value,
+        mcnemar_method=test.method, minimum_detectable_effect=math.nan,
+    )  # fmt: skip
+    looks = ", ".join(f"{look.n}: {look.outcome}" for look in grown.looks)
+    return result, {"looks": looks, "design": verdict.design, "reason": verdict.reason}
+
+
 def production_moved() -> dg.AutomationCondition:
     """The production pointer moved since this partition's comparison was last handled."""
     return dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).allow(
@@ -111,7 +150,11 @@ def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy) -> dg.AssetsDefi
         "and McNemar's test.",
     )
     def comparison(
-        context: dg.AssetExecutionContext, scores: dict[str, Any], evalgate: EvalgateHome
+        context: dg.AssetExecutionContext,
+        scores: dict[str, Any],
+        evalgate: EvalgateHome,
+        suite_settings: SuiteSettings,
+        model_runner: ModelRunner,
     ) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
         results = evalgate.results()
@@ -131,9 +174,19 @@ def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy) -> dg.AssetsDefi
             policy=policy, production_model_hash=head.model_hash if head else None,
             candidate_model_hash=scores.get("model_hash"),
         )  # fmt: skip
+        sequential: dict[str, Any] = {}
+        if head is not None and production_scores is not None and suite_settings.grow and can_grow(spec):
+            source = GrowthSource(spec, suite_settings, evalgate, model_runner, context.log.info)
+            registry = evalgate.registry()
+            result, sequential = grow_comparison(
+                result, policy, suite, source.available,
+                source.scores_at(registry.get(checkpoint), registry.get(head.checkpoint)), context.log.info,
+            )  # fmt: skip
         row = result.as_dict() | {
             "checkpoint": checkpoint, "policy_version": policy.version, "policy_hash": policy.policy_hash,
             "production_sequence": head.sequence if head else None, "suite_code_version": version,
+            "looks": sequential.get("looks"), "design": sequential.get("design"),
+            "sequential_reason": sequential.get("reason"),
         }  # fmt: skip
         results.replace("comparisons", pl.DataFrame([row], schema=COMPARISON_SCHEMA), checkpoint=checkpoint, suite=suite)
         return dg.Output(

@@ -1,78 +1,34 @@
-"""Per suite: ``predictions/<suite>`` → ``scores/<suite>`` → ``comparison/<suite>``, each partitioned by
-checkpoint. Thin: the work is in :mod:`eval_assets.predict`, :mod:`eval_assets.scoring`,
-:mod:`eval_assets.compare`; I/O goes through the resources."""
+"""Per suite: ``predictions/<suite>`` → the kind's extra stages (code suites: ``code_executions/<suite>``) →
+``scores/<suite>``, each partitioned by checkpoint. Generic over the registered suite kinds
+(:mod:`eval_assets.kinds`): no branch here names a kind. Thin: the work is in :mod:`eval_assets.predict`, the
+kind's stages and scoring, and :mod:`eval_assets.scoring`; I/O goes through the resources.
+(``comparison/<suite>`` is built in :mod:`eval_assets.defs.comparison_assets`.)"""
 
-
-import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from eval_assets import stats
 from eval_assets.checkpoints import CheckpointManifest
-from eval_assets.code import (
-    EXECUTION_KEY_VERSION,
-    CodeSample,
-    SqliteExecutionStore,
-    code_suite,
-    execute_samples,
-    status_counts,
-)
 from eval_assets.datapkgs import DATA_PACKAGES
 from eval_assets.defs.automation import evaluate_when_new_or_changed
 from eval_assets.defs.partitions import checkpoints
 from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
+from eval_assets.kinds import Stage, StageEnv, SuiteKind, get_kind
 from eval_assets.predict import predict_suite
 from eval_assets.run_manifest import run_manifest
-from eval_assets.scoring import score_code, score_items
+from eval_assets.scoring import SCORES_SCHEMA, SCORES_VERSION, summarize
 from eval_assets.suites.loaders import load_items
 from eval_assets.suites.spec import SuiteSpec, suite_code_version
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
-from sandboxes import Limits
 
-SCORES_SCHEMA = pl.Schema(
-    {
-        "checkpoint": pl.String,
-        "suite": pl.String,
-        "suite_version": pl.Int64,
-        "suite_code_version": pl.String,
-        "profile": pl.String,
-        "metric": pl.String,
-        "score": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "confidence": pl.Float64,
-        "ci_method": pl.String,
-        "n": pl.Int64,
-        "unparsed": pl.Int64,
-        "model_hash": pl.String,
-        "details": pl.String,
-    }
-)
-
-def _code_sample(item_id: str, output: str) -> CodeSample:
-    task_id, _, sample = item_id.partition("#")
-    return CodeSample(task_id=task_id, completion=json.loads(output)["text"], sample_index=int(sample or 0))
+__all__ = ["SCORES_SCHEMA", "build_suite_assets"]
 
 
-def _pass_at_k(executions: pl.DataFrame, ks: tuple[int, ...]) -> dict[str, Any]:
-    """pass@k with its CI for every k the samples allow."""
-    counts = executions.group_by("task_id").agg(pl.len().alias("n"), pl.col("passed").sum().alias("c"))
-    n, c = counts["n"].to_numpy(), counts["c"].to_numpy()
-    details: dict[str, Any] = {}
-    for k in ks:
-        if k > int(n.min()):
-            details[f"pass@{k}"] = f"needs {k} samples per problem, profile has {int(n.min())}"
-            continue
-        interval = stats.pass_at_k_interval(n, c, k, method="percentile", seed=0)
-        details[f"pass@{k}"] = {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
-    return details
-
-
-def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Any:
+def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Callable[[int, int], None]:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
@@ -82,6 +38,13 @@ def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Any:
             context.log.info(f"{suite}: {done}/{total} uncached items predicted")
 
     return report
+
+
+def _metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values as Dagster metadata: mappings and lists as JSON, the rest as they are."""
+    return {
+        key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value for key, value in values.items()
+    }
 
 
 def _suite_asset(
@@ -107,10 +70,8 @@ def _suite_asset(
     )
 
 
-def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDefinition]:
+def _predictions_asset(spec: SuiteSpec, version: str, tags: dict[str, str]) -> dg.AssetsDefinition:
     suite = spec.name
-    version = suite_code_version(spec)
-    tags = {"suite": suite, "kind": spec.kind}
 
     @_suite_asset(
         ["predictions", suite],
@@ -171,68 +132,61 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             },
         )
 
-    assets: list[dg.AssetsDefinition] = [predictions]
+    return predictions
 
-    if spec.kind == "code":
-        limits = Limits(
-            cpu_seconds=spec.limits.cpu_seconds if spec.limits else 10.0,
-            memory_mb=spec.limits.memory_mb if spec.limits else 512,
+
+def _stage_asset(
+    spec: SuiteSpec, stage: Stage, upstream: list[str], version: str, tags: dict[str, str]
+) -> dg.AssetsDefinition:
+    """A kind's extra stage as an asset: it reads the previous asset's table, writes its own results table."""
+    suite = spec.name
+
+    @_suite_asset(
+        [stage.name, suite],
+        ins={"upstream": dg.AssetIn(key=upstream)},
+        code_version=f"{version}-{stage.version}",
+        group="evaluation",
+        tags=tags,
+        description=stage.description.format(suite=suite),
+    )
+    def run_stage(
+        context: dg.AssetExecutionContext,
+        upstream: pl.DataFrame,
+        evalgate: EvalgateHome,
+        code_sandbox: CodeSandbox,
+        suite_settings: SuiteSettings,
+    ) -> dg.Output[pl.DataFrame]:
+        env = StageEnv(
+            checkpoint=context.partition_key,
+            data_root=suite_settings.data_root(),
+            tables=evalgate.layout.tables,
+            sandbox_pool=code_sandbox.pool,
+            log=context.log.info,
+        )
+        result = stage.run(spec, upstream, env)
+        evalgate.results().replace(stage.name, result.frame, checkpoint=context.partition_key, suite=suite)
+        return dg.Output(
+            result.frame,
+            data_version=dg.DataVersion(hash_value(result.content)[:32]),
+            metadata=_metadata(result.metadata),
         )
 
-        @_suite_asset(
-            ["code_executions", suite],
-            ins={"predictions": dg.AssetIn(key=["predictions", suite])},
-            code_version=f"{version}-{EXECUTION_KEY_VERSION}",
-            group="evaluation",
-            tags=tags,
-            description=f"Every {suite} sample run against its tests in the sandbox, cached on (program hash, "
-            "tests hash, limits, sandbox version).",
-        )
-        def code_executions(
-            context: dg.AssetExecutionContext,
-            predictions: pl.DataFrame,
-            evalgate: EvalgateHome,
-            code_sandbox: CodeSandbox,
-            suite_settings: SuiteSettings,
-        ) -> dg.Output[pl.DataFrame]:
-            started = time.perf_counter()
-            problems = code_suite(spec.loader).load(suite_settings.data_root())
-            samples = [_code_sample(item_id, output) for item_id, output in predictions.select("item_id", "output").iter_rows()]
-            store = SqliteExecutionStore(evalgate.layout.tables / "code_execution_cache.sqlite")
-            with code_sandbox.pool() as pool:
-                executions = execute_samples(problems, samples, pool, store, limits)
-            rows = [
-                {"checkpoint": context.partition_key, "suite": suite, "model_hash": predictions["model_hash"][0]}
-                | execution.to_row()
-                for execution in executions
-            ]
-            frame = pl.DataFrame(rows, infer_schema_length=None)
-            evalgate.results().replace("code_executions", frame, checkpoint=context.partition_key, suite=suite)
-            cached = sum(1 for e in executions if e.outcome.cached)
-            return dg.Output(
-                frame,
-                data_version=dg.DataVersion(hash_value(frame.select("execution_key", "passed").rows())[:32]),
-                metadata={
-                    "executions": len(executions),
-                    "cached": cached,
-                    "executed": len(executions) - cached,
-                    "statuses": dg.MetadataValue.json(status_counts(executions)),
-                    "sandbox": executions[0].outcome.result.sandbox if executions else "",
-                    "wall_seconds": round(time.perf_counter() - started, 3),
-                },
-            )
+    return run_stage
 
-        assets.append(code_executions)
 
-    scored_from = ["code_executions", suite] if spec.kind == "code" else ["predictions", suite]
+def _scores_asset(
+    spec: SuiteSpec, kind: SuiteKind, upstream: list[str], version: str, tags: dict[str, str]
+) -> dg.AssetsDefinition:
+    suite = spec.name
 
     @_suite_asset(
         ["scores", suite],
-        ins={"upstream": dg.AssetIn(key=scored_from)},
-        code_version=version,
+        ins={"upstream": dg.AssetIn(key=upstream)},
+        code_version=f"{version}-s{SCORES_VERSION}",
         group="evaluation",
         tags=tags,
-        description=f"Per-item scores and {spec.metric} with a bootstrap CI on {suite}.",
+        description=f"Per-item scores and {spec.metric} with its CI (Wilson for 0/1 scores, else a seeded "
+        f"bootstrap) on {suite}; infrastructure errors excluded and counted.",
     )
     def scores(
         context: dg.AssetExecutionContext,
@@ -241,33 +195,18 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
         suite_settings: SuiteSettings,
     ) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
-        details: dict[str, Any] = {}
-        if spec.kind == "code":
-            item_scores = score_code(spec, checkpoint, upstream)
-            details = _pass_at_k(upstream, spec.pass_at)
-        else:
-            items = load_items(spec, suite_settings.profile, suite_settings.data_root())
-            item_scores = score_items(spec, items, upstream)
-        interval = stats.bootstrap_mean_ci(
-            item_scores["score"].to_numpy(), confidence=0.95, n_resamples=10_000, method="percentile", seed=0
+        scored = kind.score(
+            spec, checkpoint, upstream, lambda: load_items(spec, suite_settings.profile, suite_settings.data_root())
         )
-        summary: dict[str, Any] = {
-            "checkpoint": checkpoint,
-            "suite": suite,
-            "suite_version": spec.version,
-            "suite_code_version": version,
-            "profile": suite_settings.profile,
-            "metric": "pass@1" if spec.kind == "code" else spec.metric,
-            "score": interval.estimate,
-            "ci_low": interval.low,
-            "ci_high": interval.high,
-            "confidence": interval.confidence,
-            "ci_method": interval.method,
-            "n": interval.n,
-            "unparsed": int((~item_scores["parsed"]).sum()),
-            "model_hash": upstream["model_hash"][0],
-            "details": json.dumps(details, sort_keys=True),
-        }
+        summary = summarize(
+            spec,
+            scored,
+            checkpoint=checkpoint,
+            profile=suite_settings.profile,
+            suite_code_version=version,
+            model_hash=upstream["model_hash"][0] if upstream.height else "",
+        )
+        item_scores = scored.item_scores
         results = evalgate.results()
         results.replace("item_scores", item_scores, checkpoint=checkpoint, suite=suite)
         results.replace("scores", pl.DataFrame([summary], schema=SCORES_SCHEMA), checkpoint=checkpoint, suite=suite)
@@ -275,12 +214,32 @@ def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDef
             summary,
             data_version=dg.DataVersion(hash_value(item_scores["score"].to_list())[:32]),
             metadata={
-                summary["metric"]: dg.MetadataValue.float(interval.estimate),
-                "ci": f"[{interval.low:.3f}, {interval.high:.3f}] ({interval.confidence:.0%}, {interval.method})",
-                "n": interval.n,
+                summary["metric"]: dg.MetadataValue.float(summary["score"]),
+                "ci": f"[{summary['ci_low']:.3f}, {summary['ci_high']:.3f}] ({summary['confidence']:.0%}, "
+                f"{summary['ci_method']})",
+                "n": summary["n"],
+                "n_total": summary["n_total"],
+                "errors": summary["errors"],
                 "unparsed": summary["unparsed"],
-                **{key: dg.MetadataValue.json(value) for key, value in details.items()},
+                "error_rate": dg.MetadataValue.float(summary["error_rate"]),
+                **_metadata(scored.details),
             },
         )
 
-    return [*assets, scores]
+    return scores
+
+
+def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDefinition]:
+    """``predictions/<suite>``, the kind's stages (``code_executions/<suite>`` for code suites), and
+    ``scores/<suite>``, in order. ``policy`` is accepted for the factory's signature (the gate reads it in the
+    comparison and checks)."""
+    kind = get_kind(spec.kind)
+    version = suite_code_version(spec)
+    tags = {"suite": spec.name, "kind": spec.kind}
+    assets = [_predictions_asset(spec, version, tags)]
+    upstream = ["predictions", spec.name]
+    for stage in kind.stages:
+        assets.append(_stage_asset(spec, stage, upstream, version, tags))
+        upstream = [stage.name, spec.name]
+    assets.append(_scores_asset(spec, kind, upstream, version, tags))
+    return assets

