@@ -7,7 +7,7 @@ when the lock is taken, so two candidates compared against one production cannot
 """
 
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,6 +118,56 @@ def expected_checks(
     return expected
 
 
+def decide_and_move(
+    evalgate: EvalgateHome,
+    checkpoint: str,
+    policy: GatePolicy,
+    known_rules: set[str],
+    *,
+    run_id: str,
+    read_statuses: Callable[[], list[CheckStatus]],
+) -> tuple[PromotionDecision, ProductionHead | None]:
+    """Under the home's production lock: read production, the check results and any override record, decide,
+    move production when the decision says so, and record the decision. Everything the decision rests on is
+    read inside the lock, so a concurrent promotion cannot slip between the decision and the move."""
+    results = evalgate.results()
+    ensure_policy_consistent(results, policy)
+    ledger = evalgate.ledger()
+    manifest = evalgate.registry().get(checkpoint)
+    with ledger.locked():
+        head = ledger.head()
+        statuses = read_statuses()
+        file = override_path(evalgate.overrides(), checkpoint)
+        override = (
+            validate_override(
+                file, checkpoint=checkpoint, model_hash=manifest.model_hash, policy=policy.overrides,
+                known_rules=known_rules,
+            )
+            if file.is_file()
+            else None
+        )
+        decision = decide_promotion(
+            checkpoint, ProductionRef(head.checkpoint, head.model_hash) if head else None, statuses,
+            policy_hash=policy.policy_hash, was_production=ledger.was_production(checkpoint), override=override,
+        )  # fmt: skip
+        moved = None
+        if decision.moves_pointer and head is not None:
+            moved = ledger.move(
+                checkpoint=checkpoint, model_hash=manifest.model_hash, expected_predecessor=head.checkpoint,
+                authority_kind=decision.authority_kind, authority=decision.override or f"gate run {run_id}",
+                actor="evalgate gate", reason=decision.reason, policy_version=policy.version,
+                policy_hash=policy.policy_hash, run_id=run_id,
+            )  # fmt: skip
+        results.record_decision(
+            checkpoint=checkpoint, suite="*", rule="promotion", outcome=decision.outcome,
+            blocking=decision.outcome == "blocked", reason=decision.reason, policy_version=policy.version,
+            policy_hash=policy.policy_hash, run_id=run_id, n=len(statuses),
+            extra={"production": head.checkpoint if head else None,
+                   "production_model_hash": head.model_hash if head else None},
+        )  # fmt: skip
+    return decision, moved
+
+
 def build_promotion_asset(
     suites: Mapping[str, str], policy: GatePolicy, code_versions: Mapping[dg.AssetKey, str]
 ) -> dg.AssetsDefinition:
@@ -139,46 +189,10 @@ def build_promotion_asset(
     )
     def promotion(context: dg.AssetExecutionContext, evalgate: EvalgateHome) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
-        results = evalgate.results()
-        ensure_policy_consistent(results, policy)
-        ledger = evalgate.ledger()
-        manifest = evalgate.registry().get(checkpoint)
-        with ledger.locked():
-            head = ledger.head()
-            statuses = [read_check_status(context.instance, check, checkpoint) for check in expected]
-            file = override_path(evalgate.overrides(), checkpoint)
-            override = (
-                validate_override(
-                    file, checkpoint=checkpoint, model_hash=manifest.model_hash, policy=policy.overrides,
-                    known_rules=known_rules,
-                )
-                if file.is_file()
-                else None
-            )
-            decision: PromotionDecision = decide_promotion(
-                checkpoint,
-                ProductionRef(head.checkpoint, head.model_hash) if head else None,
-                statuses,
-                policy_hash=policy.policy_hash,
-                was_production=ledger.was_production(checkpoint),
-                override=override,
-            )
-            moved = None
-            if decision.moves_pointer and head is not None:
-                moved = ledger.move(
-                    checkpoint=checkpoint, model_hash=manifest.model_hash, expected_predecessor=head.checkpoint,
-                    authority_kind=decision.authority_kind,
-                    authority=decision.override or f"gate run {context.run_id}", actor="evalgate gate",
-                    reason=decision.reason, policy_version=policy.version, policy_hash=policy.policy_hash,
-                    run_id=context.run_id,
-                )  # fmt: skip
-            results.record_decision(
-                checkpoint=checkpoint, suite="*", rule="promotion", outcome=decision.outcome,
-                blocking=decision.outcome == "blocked", reason=decision.reason, policy_version=policy.version,
-                policy_hash=policy.policy_hash, run_id=context.run_id, n=len(statuses),
-                extra={"production": head.checkpoint if head else None,
-                       "production_model_hash": head.model_hash if head else None},
-            )  # fmt: skip
+        decision, moved = decide_and_move(
+            evalgate, checkpoint, policy, known_rules, run_id=context.run_id,
+            read_statuses=lambda: [read_check_status(context.instance, check, checkpoint) for check in expected],
+        )  # fmt: skip
         if moved is not None:
             report_production_move(context.instance, moved)
             context.log.info(f"production is now {checkpoint} (was {moved.predecessor}): {decision.reason}")
