@@ -183,6 +183,8 @@ def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(flow: dict[str,
     register_checkpoint(flow["instance"], flow["home"].registry, damaged_checkpoint, name="damaged-grown")
     result = evaluate_partition(defs, flow["instance"], "damaged-grown", log_level="WARNING")
     assert not result.success, "the regression is shown"
+    errors = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]  # type: ignore[union-attr]
+    assert all("DagsterAssetCheckFailedError" in error for error in errors), errors
     row = ResultsStore(flow["home"].tables).read("comparisons", checkpoint="damaged-grown", suite="arc_easy").row(0, named=True)
     assert row["production"] == _production(flow)
     looks = [part.split(": ") for part in row["looks"].split(", ")]
