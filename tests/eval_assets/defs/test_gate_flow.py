@@ -168,33 +168,40 @@ def test_a_check_under_an_older_code_version_does_not_count(flow: dict[str, Any]
     assert outcome["outcome"] == "blocked" and "code version" in outcome["reason"]
 
 
-def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(flow: dict[str, Any], damaged_checkpoint: Path) -> None:
-    """With growth on, a comparison that 20 ARC-Easy items cannot decide is re-decided at 40 and 60 items of
-    the same prefix-stable selection (group-sequential, alpha spent per look), for the candidate and for
-    production alike; the deciding look's interval and reason are the comparison's."""
+def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(flow: dict[str, Any], baseline_gguf: Path) -> None:
+    """With growth on, a comparison that 60 ARC-Easy items cannot decide is re-decided at 80 and 100 items of
+    the same prefix-stable selection (group-sequential, alpha spent per look). Production's 40 extra items are
+    evaluated once; the candidate (the same weights under another name) reuses them from the cache. Still
+    undecided at the final look, the suite's policy (`inconclusive: block`) blocks."""
     policy = tiny_policy()
+    regression = policy.section("no_regression_vs_production")
+    strict = regression.model_copy(update={"suites": {"arc_easy": regression.for_suite("arc_easy").model_copy(update={"inconclusive": "block"})}})
     grown_policy = policy.model_copy(
-        update={"sequential": policy.sequential.model_copy(update={"stages": (40,), "max_items": 60})}
+        update={
+            "version": policy.version + 1,  # new thresholds, new version: the gate refuses otherwise
+            "sequential": policy.sequential.model_copy(update={"stages": (80,), "max_items": 100}),
+            "rules": policy.rules | {"no_regression_vs_production": strict},
+        }
     )
     defs = build_definitions(
-        specs=tiny_specs(arc=20, gsm8k=0, mmlu=0), policy=grown_policy, evalgate=EvalgateHome(home=str(flow["home"].root)),
+        specs=tiny_specs(arc=SPECS["arc"], gsm8k=0, mmlu=0), policy=grown_policy,
+        evalgate=EvalgateHome(home=str(flow["home"].root)),
         suite_settings=SuiteSettings(profile="smoke", grow=True), model_runner=ModelRunner(batch_size=8),
     )  # fmt: skip
-    register_checkpoint(flow["instance"], flow["home"].registry, damaged_checkpoint, name="damaged-grown")
-    result = evaluate_partition(defs, flow["instance"], "damaged-grown", log_level="WARNING")
-    assert not result.success, "the regression is shown"
+    register_checkpoint(flow["instance"], flow["home"].registry, baseline_gguf, name="base-grown")
+    result = evaluate_partition(defs, flow["instance"], "base-grown", log_level="WARNING")
     errors = [e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure]  # type: ignore[union-attr]
-    assert all("DagsterAssetCheckFailedError" in error for error in errors), errors
-    row = ResultsStore(flow["home"].tables).read("comparisons", checkpoint="damaged-grown", suite="arc_easy").row(0, named=True)
-    assert row["production"] == _production(flow)
-    looks = [part.split(": ") for part in row["looks"].split(", ")]
-    assert [int(n) for n, _ in looks] == [20, 40, 60][: len(looks)] and len(looks) >= 2, row["looks"]
-    assert looks[-1][1] == "fail" and all(outcome == "continue" for _, outcome in looks[:-1])
-    assert row["n"] == int(looks[-1][0]) and row["high"] < -0.01
-    assert "group-sequential look" in row["method"] and "O'Brien-Fleming" in row["design"]
-    decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="damaged-grown")
-    verdict = decisions.filter((pl.col("rule") == "no_regression_vs_production") & (pl.col("suite") == "arc_easy"))
-    assert verdict["outcome"].to_list() == ["fail"] and "looks (items: outcome)" in verdict["reason"][0]
+    assert errors and all("DagsterAssetCheckFailedError" in error for error in errors), errors
+    store = ResultsStore(flow["home"].tables)
+    row = store.read("comparisons", checkpoint="base-grown", suite="arc_easy").row(0, named=True)
+    assert row["production"] == _production(flow) == "base"
+    assert row["looks"] == "60: continue, 80: continue, 100: inconclusive"
+    assert row["n"] == 100 and row["regressions"] == row["improvements"] == 0
+    assert "group-sequential look 3/3" in row["method"] and "O'Brien-Fleming" in row["design"]
+    verdict = store.read("gate_decisions", checkpoint="base-grown").filter(pl.col("rule") == "no_regression_vs_production")
+    assert verdict.select("outcome", "blocking").rows() == [("inconclusive", True)]
+    assert "final look" in verdict["reason"][0] and "items would give" in verdict["reason"][0]
+    assert _production(flow) == "base"
 
 
 def test_reevaluating_an_unchanged_checkpoint_makes_no_model_calls(flow: dict[str, Any]) -> None:
