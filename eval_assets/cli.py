@@ -32,8 +32,10 @@ def _layout(args: argparse.Namespace) -> HomeLayout:
 
 
 def _policy_path(args: argparse.Namespace) -> Path | None:
-    value = getattr(args, "policy", None) or os.environ.get("EVALGATE_POLICY")
-    return Path(value).expanduser().resolve() if value else None
+    from eval_assets.gate import policy_path_from_env
+
+    value = getattr(args, "policy", None)
+    return Path(value).expanduser().resolve() if value else policy_path_from_env()
 
 
 def _suites_dir(args: argparse.Namespace) -> str | None:

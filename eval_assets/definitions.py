@@ -10,7 +10,7 @@ from eval_assets.defs.gate_checks import build_rule_check
 from eval_assets.defs.promotion import build_promotion_asset
 from eval_assets.defs.sensors import checkpoint_inbox
 from eval_assets.defs.suite_assets import build_suite_assets
-from eval_assets.gate import GatePolicy, load_gate_policy, registered_rules
+from eval_assets.gate import GatePolicy, load_gate_policy, policy_path_from_env, registered_rules
 from eval_assets.suites.spec import SuiteSpec, suite_specs_from
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
 
@@ -26,7 +26,7 @@ def build_definitions(
 ) -> dg.Definitions:
     suite_settings = suite_settings or SuiteSettings()
     specs = specs if specs is not None else suite_specs_from(suite_settings.suites_dir)
-    policy = policy or load_gate_policy()
+    policy = policy or load_gate_policy(policy_path_from_env())
     suites = sorted(specs)
     assets: list[dg.AssetsDefinition] = [checkpoint_manifest]
     for name in suites:

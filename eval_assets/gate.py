@@ -13,6 +13,7 @@ rule can be lifted only by a valid override record naming that rule; stale or mi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -173,6 +174,12 @@ class GatePolicy(_Strict):
     @property
     def policy_hash(self) -> str:
         return self.code_version
+
+
+def policy_path_from_env() -> Path | None:
+    """``$EVALGATE_POLICY`` (read when called): a team's own policy file, kept in its repository."""
+    value = os.environ.get("EVALGATE_POLICY")
+    return Path(value).expanduser().resolve() if value else None
 
 
 def load_gate_policy(path: Path | None = None) -> GatePolicy:
