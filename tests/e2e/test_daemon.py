@@ -388,10 +388,16 @@ def test_candidate_without_regression_is_promoted_by_the_daemon(
             key for run in d.runs(partition) if run.run_id not in earlier_runs for key in (run.asset_selection or ())
         }
         assert not {k for k in rerun_keys if k.path[0] in ("predictions", "scores", "checkpoint_manifest")}, rerun_keys
-    d.settle("base")
-    assert d.production() == "base-again", "the old production is not promoted back (that needs a rollback override)"
-    base_promotions = d.promotion_rows("base")
-    assert base_promotions is not None and "rollback" in base_promotions.sort("decided_at")["reason"][-1]
+
+    def rollback_refused() -> bool:
+        rows = d.promotion_rows("base")
+        return rows is not None and "rollback" in rows.sort("decided_at")["reason"][-1]
+
+    wait_until(
+        "the old production's promotion to be refused (moving back needs a rollback override)", rollback_refused,
+        deadline_s=SETTLE_S, interval_s=2, diagnostics=d.diagnostics,
+    )  # fmt: skip
+    assert d.production() == "base-again"
 
 
 def _not_promoted_evidence(d: Deployment, checkpoint: str) -> str:
