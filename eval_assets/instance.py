@@ -7,28 +7,82 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from eval_assets.checkpoints import CheckpointManifest, build_manifest
 from eval_assets.defs.partitions import CHECKPOINTS
 from eval_assets.paths import HomeLayout
 
-#: The repository's dagster.yaml (the embedded default instance config).
-DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+REPO = Path(__file__).resolve().parent.parent
+#: The repository's dagster.yaml (the embedded default instance config: SQLite under DAGSTER_HOME).
+DAGSTER_YAML = REPO / "dagster.yaml"
+#: The PostgreSQL instance config (dagster-postgres; connection from EVALGATE_PG_* and libpq's variables).
+POSTGRES_YAML = REPO / "deploy" / "dagster.postgres.yaml"
+#: The one setting that selects the instance config a new DAGSTER_HOME gets: sqlite (default) or postgres.
+INSTANCE_ENV = "EVALGATE_INSTANCE"
+INSTANCE_CONFIGS = {"sqlite": DAGSTER_YAML, "postgres": POSTGRES_YAML}
+POSTGRES_ENV = ("EVALGATE_PG_HOST", "EVALGATE_PG_PORT", "EVALGATE_PG_USER", "EVALGATE_PG_DB")
+
+
+class InstanceConfigError(ValueError):
+    """The selected instance config cannot be used (unknown kind, missing connection settings, or a
+    DAGSTER_HOME whose own dagster.yaml uses other storage)."""
+
+
+def selected_instance_config() -> tuple[str, Path]:
+    """``$EVALGATE_INSTANCE`` (``sqlite`` unless set) and the repository config it names."""
+    kind = os.environ.get(INSTANCE_ENV, "").strip().lower() or "sqlite"
+    if kind not in INSTANCE_CONFIGS:
+        raise InstanceConfigError(f"{INSTANCE_ENV}={kind!r} is not one of {sorted(INSTANCE_CONFIGS)}")
+    if kind == "postgres":
+        missing = [name for name in POSTGRES_ENV if not os.environ.get(name)]
+        if missing:
+            raise InstanceConfigError(
+                f"{INSTANCE_ENV}=postgres needs {', '.join(missing)} (and PGPASSWORD or ~/.pgpass unless the "
+                "server trusts this host): see deploy/dagster.postgres.yaml"
+            )
+    return kind, INSTANCE_CONFIGS[kind]
+
+
+def storage_kind(config_text: str) -> str:
+    """Which storage a dagster.yaml uses: ``sqlite`` (also Dagster's default when it names none), ``postgres``
+    or another."""
+    config = yaml.safe_load(config_text) or {}
+    storage = config.get("storage")
+    if isinstance(storage, dict) and storage:
+        return str(next(iter(storage)))
+    module = str((config.get("run_storage") or {}).get("module", ""))
+    return "postgres" if "postgres" in module else "mysql" if "mysql" in module else "sqlite"
 
 
 def ensure_dagster_home(layout: HomeLayout) -> Path:
-    """``$DAGSTER_HOME`` if set, else ``<home>/dagster`` holding a copy of the repository's dagster.yaml."""
+    """``$DAGSTER_HOME`` if set, else ``<home>/dagster``, holding a copy of the instance config
+    ``$EVALGATE_INSTANCE`` selects (default: the repository's dagster.yaml, SQLite). With the setting given,
+    a copy of the other repository config is replaced, and a hand-written dagster.yaml on other storage is
+    refused rather than silently used."""
+    kind, template = selected_instance_config()
     configured = os.environ.get("DAGSTER_HOME")
     home = Path(configured).expanduser().resolve() if configured else layout.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
+    if not template.is_file():
+        raise FileNotFoundError(
+            f"no {kind} instance config at {template}; write {config} yourself or set DAGSTER_HOME to a directory "
+            "that has one"
+        )
     if not config.exists():
-        if not DAGSTER_YAML.is_file():
-            raise FileNotFoundError(
-                f"{config} is missing and no default dagster.yaml was found at {DAGSTER_YAML}; "
-                "write one or set DAGSTER_HOME to a directory that has one"
+        shutil.copyfile(template, config)
+    elif os.environ.get(INSTANCE_ENV) and (
+        current := config.read_text(encoding="utf-8")
+    ) != template.read_text(encoding="utf-8"):
+        ours = {path.read_text(encoding="utf-8") for path in INSTANCE_CONFIGS.values() if path.is_file()}
+        if current in ours:
+            shutil.copyfile(template, config)  # our unmodified copy of the other config: switch
+        elif storage_kind(current) != kind:
+            raise InstanceConfigError(
+                f"{config} uses {storage_kind(current)} storage but {INSTANCE_ENV}={kind}: it is not a copy "
+                f"evalgate made, so it is left alone. Delete it to get {template.name}, or unset {INSTANCE_ENV}."
             )
-        shutil.copyfile(DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
