@@ -120,8 +120,7 @@ def run_ours(
 
     frame, stats = predict_suite(
         checkpoint=CHECKPOINT,
-        model_hash=manifest.model_hash,
-        tokenizer_hash=manifest.tokenizer_hash,
+        **manifest.key_hashes(),
         spec=spec,
         items=items,
         cache=PredictionCache(work / "prediction_cache"),

@@ -30,8 +30,8 @@ def build_definitions(
     suites = sorted(specs)
     assets: list[dg.AssetsDefinition] = [checkpoint_manifest]
     for name in suites:
-        assets.extend(build_suite_assets(specs[name], policy))
-        assets.append(build_comparison_asset(specs[name], policy))
+        assets.extend(build_suite_assets(specs[name], policy, profile=suite_settings.profile))
+        assets.append(build_comparison_asset(specs[name], policy, profile=suite_settings.profile))
     code_versions = {key: version for a in assets for key, version in a.code_versions_by_key.items() if version}
     kinds = {name: specs[name].kind for name in suites}
     checks = [

@@ -1,18 +1,18 @@
-"""``checkpoint_manifest``: what a checkpoint partition is, re-verified against its weights."""
+"""``checkpoint_manifest``: what a checkpoint partition is, re-verified against its weights, tokenizer and
+config."""
 
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from eval_assets.checkpoints import CheckpointError
+from eval_assets.checkpoints import verify_manifest
 from eval_assets.defs.automation import evaluate_when_new_or_changed
 from eval_assets.defs.partitions import checkpoints
-from eval_assets.hashing import model_hash
 from resources.evalgate import EvalgateHome
 
-MANIFEST_VERSION = "1"
+#: 2: the manifest carries ``config_hash``, and the tokenizer and config are re-verified with the weights.
+MANIFEST_VERSION = "2"
 
 
 @dg.asset(
@@ -21,24 +21,21 @@ MANIFEST_VERSION = "1"
     automation_condition=evaluate_when_new_or_changed(),
     group_name="checkpoints",
     kinds={"python"},
-    description="The registered checkpoint: weights' content hash, tokenizer hash, format, backend, source.",
+    description="The registered checkpoint: content hashes of its weights, tokenizer and config, format, "
+    "backend, source; re-verified against the files on every materialization.",
 )
 def checkpoint_manifest(context: dg.AssetExecutionContext, evalgate: EvalgateHome) -> dg.Output[dict[str, Any]]:
     manifest = evalgate.registry().get(context.partition_key)
-    actual = model_hash(Path(manifest.path))
-    if actual != manifest.model_hash:
-        raise CheckpointError(
-            f"checkpoint {manifest.name}: weights at {manifest.path} now hash to {actual}, registered as "
-            f"{manifest.model_hash}. Weights under a registered name must not change; register the new weights "
-            "under a new name."
-        )
+    verify_manifest(manifest)
     value = manifest.model_dump(mode="json")
     return dg.Output(
         value,
-        data_version=dg.DataVersion(f"{manifest.model_hash}|{manifest.tokenizer_hash}"),
+        data_version=dg.DataVersion(manifest.identity.removeprefix("sha256:")[:32]),
         metadata={
             "model_hash": manifest.model_hash,
             "tokenizer_hash": manifest.tokenizer_hash,
+            "config_hash": manifest.config_hash or "",
+            "identity": manifest.identity,
             "format": manifest.format,
             "backend": manifest.backend,
             "path": manifest.path,

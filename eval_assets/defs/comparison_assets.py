@@ -20,6 +20,7 @@ from eval_assets.growth import ScoresAt, decide_sequentially, gate_design
 from eval_assets.hashing import hash_value
 from eval_assets.suites.spec import SuiteSpec, suite_code_version
 from resources.evalgate import EvalgateHome, ModelRunner, SuiteSettings
+from resources.profile_results import ProfileResults
 from resources.results_store import ResultsStore
 
 COMPARISON_SCHEMA = pl.Schema(
@@ -69,9 +70,17 @@ production_asset = dg.AssetSpec(
 
 
 def _production_scores(
-    results: ResultsStore, suite: str, version: str, production: str, model_hash: str
+    results: ResultsStore, suite: str, version: str, production: str, model_hash: str, by_profile: ProfileResults,
+    profile: str,
 ) -> pl.DataFrame:
-    """Production's item scores on ``suite``, refused unless made by production's weights under this version."""
+    """Production's item scores on ``suite``, refused unless made by production's weights under this version
+    (its latest scores, else those it kept for this profile)."""
+    kept = by_profile.read("scores_by_profile", checkpoint=production, suite=suite, profile=profile)
+    if kept.height and kept.row(0, named=True)["suite_code_version"] == version:
+        row = kept.row(0, named=True)
+        if row["model_hash"] == model_hash:
+            items = by_profile.read("item_scores_by_profile", checkpoint=production, suite=suite, profile=profile)
+            return items.drop("profile", "suite_code_version")
     summary = results.read("scores", checkpoint=production, suite=suite)
     if summary.height == 0:
         raise ValueError(
@@ -129,9 +138,9 @@ def production_moved() -> dg.AutomationCondition:
     )
 
 
-def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy) -> dg.AssetsDefinition:
+def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy, *, profile: str) -> dg.AssetsDefinition:
     suite = spec.name
-    version = suite_code_version(spec)
+    version = suite_code_version(spec, profile)
     tags = {"suite": suite, "kind": spec.kind}
 
     @dg.asset(
@@ -167,7 +176,10 @@ def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy) -> dg.AssetsDefi
         production = head.checkpoint if head else None
         production_scores = None
         if head is not None and head.checkpoint != checkpoint:
-            production_scores = _production_scores(results, suite, version, head.checkpoint, head.model_hash)
+            production_scores = _production_scores(
+                results, suite, version, head.checkpoint, head.model_hash, ProfileResults(evalgate.layout.tables),
+                profile,
+            )  # fmt: skip
         candidate_scores = results.read("item_scores", checkpoint=checkpoint, suite=suite)
         result = compare(
             candidate_scores, production_scores, suite=suite, candidate=checkpoint, production=production,

@@ -51,8 +51,7 @@ class GrowthSource:
         profile = self.spec.profile(self.settings.profile).model_copy(update={"limit": n})
         items = with_samples(select(self.all_items, profile), self.spec.samples(self.settings.profile))
         frame, run = predict_suite(
-            checkpoint=manifest.name, model_hash=manifest.model_hash, tokenizer_hash=manifest.tokenizer_hash,
-            spec=self.spec, items=items, cache=self.evalgate.prediction_cache(), engine=self.runner.engine(manifest),
+            checkpoint=manifest.name, **manifest.key_hashes(), spec=self.spec, items=items, cache=self.evalgate.prediction_cache(), engine=self.runner.engine(manifest),
             open_backend=lambda: self.runner.open(manifest, self.evalgate.layout.model_cache),
         )  # fmt: skip
         if run.model_calls:

@@ -2,7 +2,13 @@
 ``scores/<suite>``, each partitioned by checkpoint. Generic over the registered suite kinds
 (:mod:`eval_assets.kinds`): no branch here names a kind. Thin: the work is in :mod:`eval_assets.predict`, the
 kind's stages and scoring, and :mod:`eval_assets.scoring`; I/O goes through the resources.
-(``comparison/<suite>`` is built in :mod:`eval_assets.defs.comparison_assets`.)"""
+(``comparison/<suite>`` is built in :mod:`eval_assets.defs.comparison_assets`.)
+
+Assets are built for one profile (``SuiteSettings.profile``): their code version covers what shapes that
+profile's outputs (:func:`eval_assets.suites.spec.suite_code_version`), and a run whose settings name another
+profile is refused rather than recorded under the wrong version. Scores are also kept per profile
+(:mod:`resources.profile_results`), so evaluating on a grown profile leaves the earlier profile's scores
+queryable."""
 
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +30,7 @@ from eval_assets.scoring import SCORES_SCHEMA, SCORES_VERSION, summarize
 from eval_assets.suites.loaders import load_items
 from eval_assets.suites.spec import SuiteSpec, suite_code_version
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
+from resources.profile_results import ProfileResults
 
 __all__ = ["SCORES_SCHEMA", "build_suite_assets"]
 
@@ -45,6 +52,16 @@ def _metadata(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value for key, value in values.items()
     }
+
+
+def check_profile(settings: SuiteSettings, profile: str, suite: str) -> None:
+    """The run's profile must be the one the definitions (and so the code versions) were built for."""
+    if settings.profile != profile:
+        raise ValueError(
+            f"{suite}: these definitions were built for profile {profile!r} (their code versions cover it), but "
+            f"the run's SuiteSettings name profile {settings.profile!r}. Build the definitions with "
+            f"SuiteSettings(profile={settings.profile!r}) (`evalgate evaluate --profile {settings.profile}`)."
+        )
 
 
 def _suite_asset(
@@ -70,7 +87,7 @@ def _suite_asset(
     )
 
 
-def _predictions_asset(spec: SuiteSpec, version: str, tags: dict[str, str]) -> dg.AssetsDefinition:
+def _predictions_asset(spec: SuiteSpec, version: str, profile: str, tags: dict[str, str]) -> dg.AssetsDefinition:
     suite = spec.name
 
     @_suite_asset(
@@ -80,7 +97,7 @@ def _predictions_asset(spec: SuiteSpec, version: str, tags: dict[str, str]) -> d
         group="evaluation",
         tags=tags,
         description=f"Predictions of the checkpoint on {suite} v{spec.version}, cached per item on "
-        "(model_hash, prompt_hash, sampling_hash).",
+        "(model identity, prompt_hash, sampling_hash).",
     )
     def predictions(
         context: dg.AssetExecutionContext,
@@ -89,12 +106,12 @@ def _predictions_asset(spec: SuiteSpec, version: str, tags: dict[str, str]) -> d
         model_runner: ModelRunner,
         suite_settings: SuiteSettings,
     ) -> dg.Output[pl.DataFrame]:
+        check_profile(suite_settings, profile, suite)
         manifest = CheckpointManifest.model_validate(checkpoint_manifest)
-        items = load_items(spec, suite_settings.profile, suite_settings.data_root())
+        items = load_items(spec, profile, suite_settings.data_root())
         frame, run = predict_suite(
             checkpoint=manifest.name,
-            model_hash=manifest.model_hash,
-            tokenizer_hash=manifest.tokenizer_hash,
+            **manifest.key_hashes(),
             spec=spec,
             items=items,
             cache=evalgate.prediction_cache(),
@@ -112,20 +129,28 @@ def _predictions_asset(spec: SuiteSpec, version: str, tags: dict[str, str]) -> d
                 "cache_hits": run.cache_hits,
                 "cache_misses": run.cache_misses,
                 "model_calls": run.model_calls,
+                "cache_differing": run.differing,
                 "wall_seconds": round(run.wall_seconds, 3),
                 "engine": run.engine,
-                "profile": suite_settings.profile,
+                "profile": profile,
                 "run_manifest": dg.MetadataValue.json(
                     run_manifest(
                         model_hash=manifest.model_hash,
                         tokenizer_hash=manifest.tokenizer_hash,
+                        config_hash=manifest.config_hash,
+                        model_identity=manifest.identity,
+                        engine=run.engine,
                         sampling_hash=frame["sampling_hash"][0] if frame.height else None,
                         suite=suite,
                         suite_version=spec.version,
                         suite_code_version=version,
                         template_version=spec.template.version,
                         seed=spec.sampling.seed if spec.sampling else None,
-                        profile=suite_settings.profile,
+                        seeds="per sample: derived from the seed, the rendered prompt and the sample index"
+                        if spec.sampling and spec.sampling.temperature > 0
+                        else None,
+                        samples_per_item=spec.samples(profile),
+                        profile=profile,
                         data_packages=DATA_PACKAGES,
                     )
                 ),
@@ -175,7 +200,7 @@ def _stage_asset(
 
 
 def _scores_asset(
-    spec: SuiteSpec, kind: SuiteKind, upstream: list[str], version: str, tags: dict[str, str]
+    spec: SuiteSpec, kind: SuiteKind, upstream: list[str], version: str, profile: str, tags: dict[str, str]
 ) -> dg.AssetsDefinition:
     suite = spec.name
 
@@ -194,22 +219,29 @@ def _scores_asset(
         evalgate: EvalgateHome,
         suite_settings: SuiteSettings,
     ) -> dg.Output[dict[str, Any]]:
+        check_profile(suite_settings, profile, suite)
         checkpoint = context.partition_key
-        scored = kind.score(
-            spec, checkpoint, upstream, lambda: load_items(spec, suite_settings.profile, suite_settings.data_root())
-        )
+        scored = kind.score(spec, checkpoint, upstream, lambda: load_items(spec, profile, suite_settings.data_root()))
         summary = summarize(
             spec,
             scored,
             checkpoint=checkpoint,
-            profile=suite_settings.profile,
+            profile=profile,
             suite_code_version=version,
             model_hash=upstream["model_hash"][0] if upstream.height else "",
         )
         item_scores = scored.item_scores
+        summary_frame = pl.DataFrame([summary], schema=SCORES_SCHEMA)
         results = evalgate.results()
         results.replace("item_scores", item_scores, checkpoint=checkpoint, suite=suite)
-        results.replace("scores", pl.DataFrame([summary], schema=SCORES_SCHEMA), checkpoint=checkpoint, suite=suite)
+        results.replace("scores", summary_frame, checkpoint=checkpoint, suite=suite)
+        by_profile = ProfileResults(evalgate.layout.tables)
+        tagged = [pl.lit(profile).alias("profile"), pl.lit(version).alias("suite_code_version")]
+        by_profile.replace(
+            "item_scores_by_profile", item_scores.with_columns(tagged), checkpoint=checkpoint, suite=suite,
+            profile=profile,
+        )  # fmt: skip
+        by_profile.replace("scores_by_profile", summary_frame, checkpoint=checkpoint, suite=suite, profile=profile)
         return dg.Output(
             summary,
             data_version=dg.DataVersion(hash_value(item_scores["score"].to_list())[:32]),
@@ -229,17 +261,17 @@ def _scores_asset(
     return scores
 
 
-def build_suite_assets(spec: SuiteSpec, policy: GatePolicy) -> list[dg.AssetsDefinition]:
+def build_suite_assets(spec: SuiteSpec, policy: GatePolicy, *, profile: str) -> list[dg.AssetsDefinition]:
     """``predictions/<suite>``, the kind's stages (``code_executions/<suite>`` for code suites), and
-    ``scores/<suite>``, in order. ``policy`` is accepted for the factory's signature (the gate reads it in the
-    comparison and checks)."""
+    ``scores/<suite>``, in order, for ``profile`` (their code version is that profile's). ``policy`` is accepted
+    for the factory's signature (the gate reads it in the comparison and checks)."""
     kind = get_kind(spec.kind)
-    version = suite_code_version(spec)
+    version = suite_code_version(spec, profile)
     tags = {"suite": spec.name, "kind": spec.kind}
-    assets = [_predictions_asset(spec, version, tags)]
+    assets = [_predictions_asset(spec, version, profile, tags)]
     upstream = ["predictions", spec.name]
     for stage in kind.stages:
         assets.append(_stage_asset(spec, stage, upstream, version, tags))
         upstream = [stage.name, spec.name]
-    assets.append(_scores_asset(spec, kind, upstream, version, tags))
+    assets.append(_scores_asset(spec, kind, upstream, version, profile, tags))
     return assets

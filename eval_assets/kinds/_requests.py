@@ -2,17 +2,21 @@
 
 The prompt hashes are part of the prediction cache key: change what they cover only together with a new
 ``OUTPUT_FORMAT_VERSION`` in :mod:`eval_assets.predict`, or cached predictions of one prompt are served for
-another.
+another. Both cover the tokenizer hash (it turns the text into the tokens the model scores or continues; the
+cache key's model identity covers it as well).
+
+A sampled generation is seeded per sample: sample k of a prompt gets a seed derived from the suite's seed, the
+rendered prompt and k (:func:`generation_seed`), never from its position in a batch, so its output does not
+depend on which other items missed the cache, on the batch size, or on how many samples the profile draws.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from eval_assets.hashing import prompt_hash
+from eval_assets.hashing import prompt_hash, sample_seed
 from eval_assets.kinds._types import (
     GenerationOutput,
     LikelihoodOutput,
@@ -43,9 +47,12 @@ def _generation_items(items: Sequence[Item]) -> list[GenerationItem]:
 
 # -- likelihood ---------------------------------------------------------------------------------------------
 def likelihood_prompt_hash(spec: SuiteSpec, item: Item, tokenizer_hash: str) -> str:
-    """Template version and the rendered ``(context, continuation)`` requests (no chat template involved)."""
+    """Template version, the rendered ``(context, continuation)`` requests, and the tokenizer that splits them
+    into the tokens scored."""
     (likelihood_item,) = _likelihood_items([item])
-    return prompt_hash({"template": spec.template.version, "requests": likelihood_item.requests})
+    return prompt_hash(
+        {"template": spec.template.version, "requests": likelihood_item.requests, "tokenizer_hash": tokenizer_hash}
+    )
 
 
 def compute_likelihood(backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]) -> tuple[list[str], int]:
@@ -94,6 +101,21 @@ def generation_prompt_hash(spec: SuiteSpec, item: Item, tokenizer_hash: str) -> 
     )
 
 
+def generation_seed(spec: SuiteSpec, item: GenerationItem) -> int:
+    """The seed of one sample: a function of the suite's seed, the rendered prompt and the sample index only
+    (a subset of the cache key), so one key always names one output."""
+    base = spec.sampling.seed if spec.sampling is not None else 0
+    rendered = prompt_hash(
+        {
+            "template": spec.template.version,
+            "messages": [list(m) for m in item.messages],
+            "sample": item.sample,
+            "chat": spec.template.chat,
+        }
+    )
+    return sample_seed(base, rendered)
+
+
 def sampling_params(spec: SuiteSpec) -> SamplingParams | None:
     from resources.runners.base import SamplingParams
 
@@ -114,14 +136,10 @@ def compute_generation(backend: ModelBackend, spec: SuiteSpec, items: Sequence[I
         backend.render_chat(item.messages) if spec.template.chat else "\n\n".join(c for _, c in item.messages)
         for item in generation_items
     ]
-    # Sample k of every prompt is drawn with seed + k, one call per k: backends seed per request (vLLM) or per
-    # batch (transformers), so the samples of one prompt must not share a seed.
-    texts: list[str] = [""] * len(prompts)
-    for sample in sorted({item.sample for item in generation_items}):
-        positions = [i for i, item in enumerate(generation_items) if item.sample == sample]
-        outputs = backend.generate([prompts[i] for i in positions], replace(params, seed=params.seed + sample))
-        for position, text in zip(positions, outputs, strict=True):
-            texts[position] = text
+    # Every backend seeds each prompt on its own (a per-row generator, a per-request seed), with the seed of
+    # its sample; greedy decoding needs none.
+    seeds = [generation_seed(spec, item) for item in generation_items] if params.temperature > 0 else None
+    texts = backend.generate(prompts, params, seeds=seeds)
     return [json.dumps({"text": text}) for text in texts], len(prompts)
 
 

@@ -4,10 +4,12 @@ A malformed spec fails with the file and the field named. ``kind``, ``loader`` a
 components (:mod:`eval_assets.kinds`); an unknown name is refused with the registered choices listed, and the
 spec's ``data`` and ``scorer`` sections are validated by the chosen loader's and scorer's own models.
 
-``suite_code_version`` hashes everything that shapes a suite's outputs (spec, template version, scorer version,
-pinned data hashes), so a changed template marks exactly the dependent Dagster assets stale. Fields added to the
-schema after its first version (``ADDED_FIELDS``) enter that hash only when set to something other than their
-default, so adding a field never changes the version of a suite that does not use it.
+``suite_code_version(spec, profile)`` hashes everything that shapes a suite's outputs under one profile (spec,
+template version, scorer version, pinned data hashes, that profile's selection and samples per item, but not
+the other profiles), so a changed template marks exactly the dependent Dagster assets stale and editing the
+``full`` profile leaves ``smoke`` assets as they were. Fields added to the schema after its first version
+(``ADDED_FIELDS``) enter that hash only when set to something other than their default, so adding a field never
+changes the version of a suite that does not use it.
 
 User suites come from a directory (:func:`suite_specs_from`: ``SuiteSettings.suites_dir`` or
 ``$EVALGATE_SUITES_DIR``, read when called). A user spec may not take a built-in suite's name unless it says
@@ -368,10 +370,18 @@ def _versioned(model: BaseModel, dump: dict[str, Any]) -> dict[str, Any]:
     return dump
 
 
-def suite_code_version(spec: SuiteSpec) -> str:
-    """Dagster ``code_version`` of a suite's assets: a short hash of the whole spec (fields added to the schema
-    later count only when set) and of the loader's outside inputs (e.g. the lm-eval version)."""
+def suite_code_version(spec: SuiteSpec, profile: str) -> str:
+    """Dagster ``code_version`` of a suite's assets under ``profile``: a short hash of the spec without its
+    profiles (fields added to the schema later count only when set), of ``profile``'s own selection (limit,
+    seed) and samples per item, and of the loader's outside inputs (e.g. the lm-eval version). Other profiles
+    do not enter it, nor ``sampling.n`` except through the samples it gives this profile."""
     payload = _versioned(spec, spec.model_dump(mode="json"))
+    payload.pop("profiles", None)
+    if isinstance(payload.get("sampling"), dict):
+        payload["sampling"].pop("n", None)
+    chosen = spec.profile(profile)
+    selection = chosen.model_dump(mode="json", exclude={"samples"})
+    payload["profile"] = {"selection": selection, "samples": spec.samples(profile)}
     loader = LOADERS.get(spec.loader)
     if loader.fingerprint is not None:
         fingerprint = loader.fingerprint(spec.loader_options())

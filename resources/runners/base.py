@@ -43,8 +43,10 @@ class ModelBackend(Protocol):
 
     @property
     def engine(self) -> str:
-        """Names the backend, its version, device and dtype: part of the sampling hash, so outputs of
-        different engines are never served from the cache as each other's."""
+        """Names the engine as opened (backend, version, device, dtype, and what else shapes outputs), read
+        from the loaded engine itself: part of the sampling hash, so outputs of different engines are never
+        served from the cache as each other's. Prediction refuses a backend whose engine differs from the one
+        the model runner computed for the key before loading."""
         ...
 
     def loglikelihood(
@@ -56,8 +58,15 @@ class ModelBackend(Protocol):
         ...
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, progress: Progress | None = None
-    ) -> list[str]: ...
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        progress: Progress | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> list[str]:
+        """One completion per prompt. Sampled prompts are seeded each on its own, with ``seeds[i]`` (default:
+        ``params.seed`` for every prompt), so an output never depends on the batch it ran in."""
+        ...
 
     def close(self) -> None: ...
 
@@ -70,6 +79,15 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
         if index != -1:
             cut = min(cut, index)
     return text[:cut]
+
+
+def prompt_seeds(count: int, params: SamplingParams, seeds: Sequence[int] | None) -> list[int]:
+    """The seed of each of ``count`` prompts: ``seeds`` when given (one per prompt), else ``params.seed``."""
+    if seeds is None:
+        return [params.seed] * count
+    if len(seeds) != count:
+        raise ValueError(f"{len(seeds)} seeds for {count} prompts")
+    return [int(seed) for seed in seeds]
 
 
 def request_sampling_fields(params: SamplingParams) -> dict[str, Any]:

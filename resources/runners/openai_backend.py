@@ -18,6 +18,11 @@ llama.cpp's server), through the official ``openai`` client.
   with transformers (``tokenizer=``, default: the served model name as a Hub id or path). Rendering on the
   client keeps the rendered prompt the thing we hash and cache (DESIGN §3) and the same text every backend
   sees; ``/v1/chat/completions`` would hide the rendering inside the server.
+- **Identity**: the engine id is the served model as the server reports it (``GET /v1/models``: its id,
+  ``owned_by``, and where the server says so its ``root``, ``parent`` and ``max_model_len``; ``GET /version``
+  when the server has it) plus the declared ``model_hash`` of the weights it serves, never the URL: two
+  servers of one model share cached outputs, and a server that now serves something else does not. Generation
+  seeds each prompt with its own seed; prompts of one seed share a request, others go one per request.
 - **Errors**: only ``APIConnectionError`` (timeouts included), ``RateLimitError`` and ``InternalServerError``
   are retried, with exponential backoff and a cap on attempts. Anything else, and a transient error past the
   cap, raises :class:`OpenAIBackendError` naming the endpoint, the model and the prompts of the request.
@@ -30,13 +35,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from resources.runners.base import (
     LogLikelihood,
     Progress,
     SamplingParams,
+    prompt_seeds,
     request_sampling_fields,
     truncate_at_stop,
 )
@@ -184,6 +190,41 @@ def _chunks(count: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+def seed_spans(seeds: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Spans of consecutive prompts that share a seed, at most ``size`` long: one request each, since a
+    request carries one seed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(seeds) + 1):
+        if index == len(seeds) or seeds[index] != seeds[start] or index - start == size:
+            spans.append((start, index))
+            start = index
+    return spans
+
+
+#: Fields of a ``/v1/models`` entry that identify what is served (``created`` is left out: it is the time the
+#: server started, not what it serves).
+IDENTITY_FIELDS = ("id", "owned_by", "root", "parent", "max_model_len")
+
+
+def served_identity(models: Sequence[Mapping[str, Any]], model: str, version: str | None) -> dict[str, Any]:
+    """The identity of ``model`` in a ``/v1/models`` listing, plus the server's version when it reports one."""
+    entry = next((m for m in models if m.get("id") == model), None)
+    if entry is None:
+        served = sorted(str(m.get("id")) for m in models)
+        raise OpenAIBackendError(f"the server does not serve model {model!r} (it serves {served})")
+    identity = {name: entry[name] for name in IDENTITY_FIELDS if entry.get(name) is not None}
+    if version:
+        identity["server_version"] = version
+    return identity
+
+
+def openai_engine_id(identity: Mapping[str, Any], model_hash: str) -> str:
+    """The engine id of a served model: what the server reports of it, and the declared weights hash."""
+    parts = [f"{name}={identity[name]}" for name in sorted(identity)]
+    return "openai-compatible/" + "/".join(parts) + f"/model_hash={model_hash}"
+
+
 class OpenAICompatibleBackend:
     """A model served behind an OpenAI-compatible ``/v1/completions`` endpoint."""
 
@@ -193,6 +234,7 @@ class OpenAICompatibleBackend:
         api_key: str,
         model: str,
         *,
+        model_hash: str | None = None,
         tokenizer: str | None = None,
         prompts_per_request: int = 16,
         max_concurrency: int = 4,
@@ -202,9 +244,12 @@ class OpenAICompatibleBackend:
         if prompts_per_request < 1 or max_concurrency < 1:
             raise ValueError("prompts_per_request and max_concurrency must be at least 1")
         openai = _import_openai()
-        self._configured_base_url = base_url
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.model_hash = model_hash
+        self.timeout_s = timeout_s
+        self._api_key = api_key
+        self._engine: str | None = None
         self.tokenizer_name = tokenizer
         self.prompts_per_request = prompts_per_request
         self.max_concurrency = max_concurrency
@@ -225,9 +270,45 @@ class OpenAICompatibleBackend:
 
     @property
     def engine(self) -> str:
-        # Must equal ModelRunner.engine's id for this backend (computed there without connecting), so the
-        # base URL appears exactly as configured.
-        return f"openai-compatible/{self._configured_base_url}/{self.model}"
+        """The served model's identity as the server reports it now, and the declared weights hash (asked once
+        per backend; no completion is requested)."""
+        if self._engine is None:
+            if self.model_hash is None:
+                raise OpenAIBackendError(
+                    f"the model served at {self.base_url} has no declared model_hash: set ModelRunner."
+                    "openai_model_hash to the sha256 of the weights the server serves (`evalgate register` "
+                    "prints it), so its outputs are keyed on what it serves"
+                )
+            self._engine = openai_engine_id(self.describe(), self.model_hash)
+        return self._engine
+
+    def describe(self) -> dict[str, Any]:
+        """``GET /v1/models`` (the entry of this model) and, when the server has it, ``GET /version``."""
+        where = f"GET {self.base_url}/models"
+        page = self._retrying(where, lambda: self._client.models.list())
+        models = [item.model_dump() if hasattr(item, "model_dump") else dict(item) for item in page.data]
+        try:
+            return served_identity(models, self.model, self._server_version())
+        except OpenAIBackendError as exc:
+            raise OpenAIBackendError(f"{where}: {exc}") from None
+
+    def _server_version(self) -> str | None:
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        try:
+            response = httpx.get(
+                f"{root}/version", headers={"Authorization": f"Bearer {self._api_key}"}, timeout=self.timeout_s
+            )
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            version = response.json().get("version")
+        except (ValueError, AttributeError):
+            return None
+        return str(version) if version else None
 
     # -- requests -----------------------------------------------------------------------------------------
     def _where(self, what: str, start: int, stop: int, total: int) -> str:
@@ -236,10 +317,13 @@ class OpenAICompatibleBackend:
         )
 
     def _complete(self, where: str, **kwargs: Any) -> Any:
+        return self._retrying(where, lambda: self._client.completions.create(model=self.model, **kwargs))
+
+    def _retrying(self, where: str, request: Callable[[], Any]) -> Any:
         openai = self._openai
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
-                return self._client.completions.create(model=self.model, **kwargs)
+                return request()
             except self._transient as exc:
                 status = getattr(exc, "status_code", None)
                 if attempt == self.retry.max_attempts:
@@ -269,10 +353,12 @@ class OpenAICompatibleBackend:
         count: int,
         call: Callable[[int, int], list[Any]],
         progress: Progress | None,
+        spans: list[tuple[int, int]] | None = None,
     ) -> list[Any]:
-        """Run ``call(start, stop)`` over chunks of ``range(count)`` concurrently; results in input order."""
+        """Run ``call(start, stop)`` over chunks of ``range(count)`` (or the given spans) concurrently; results
+        in input order."""
         results: list[Any] = [None] * count
-        spans = _chunks(count, self.prompts_per_request)
+        spans = spans if spans is not None else _chunks(count, self.prompts_per_request)
         done = 0
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(len(spans), 1))) as pool:
             futures = {pool.submit(call, start, stop): (start, stop) for start, stop in spans}
@@ -364,12 +450,17 @@ class OpenAICompatibleBackend:
             return self._tokenizer
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, progress: Progress | None = None
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        progress: Progress | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[str]:
-        sampling = completion_kwargs(params)
+        row_seeds = prompt_seeds(len(prompts), params, seeds)
 
         def complete(start: int, stop: int) -> list[str]:
             where = self._where("prompts", start, stop, len(prompts))
+            sampling = completion_kwargs(replace(params, seed=row_seeds[start]))
             response = self._complete(where, prompt=list(prompts[start:stop]), **sampling)
             # Servers drop the stop sequence already; cutting again guards against one that keeps it.
             return [
@@ -377,7 +468,9 @@ class OpenAICompatibleBackend:
                 for choice in self._choices(response, stop - start, where)
             ]
 
-        return self._run_chunks(len(prompts), complete, progress)
+        return self._run_chunks(
+            len(prompts), complete, progress, spans=seed_spans(row_seeds, self.prompts_per_request)
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -1,8 +1,10 @@
 """The embedded default backend: transformers on CPU here, CUDA when present.
 
 Likelihood goes through lm-eval-harness's own ``HFLM`` (wrapping the model we loaded), so our numbers are
-lm-eval's numbers. Generation is batched ``model.generate`` with left padding, greedy or seeded sampling, stop
-strings, and a static KV cache on CUDA. A GGUF checkpoint is dequantized once and kept as safetensors under
+lm-eval's numbers. Generation is batched ``model.generate`` with left padding, stop strings, and a static KV
+cache on CUDA; greedy, or sampled with one ``torch.Generator`` per row (:class:`RowSampler`), seeded with that
+prompt's own seed, so a sample does not depend on the batch it ran in or on the batch size. Sampling applies
+temperature and top-p (no top-k), as vLLM and OpenAI-compatible servers do by default. A GGUF checkpoint is dequantized once and kept as safetensors under
 ``cache_dir/<model_hash>``, so later loads take seconds instead of half a minute.
 """
 
@@ -18,9 +20,22 @@ from typing import Any, Literal
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+)
 
-from resources.runners.base import CheckpointRef, LogLikelihood, Progress, SamplingParams, truncate_at_stop
+from resources.runners.base import (
+    CheckpointRef,
+    LogLikelihood,
+    Progress,
+    SamplingParams,
+    prompt_seeds,
+    truncate_at_stop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +52,49 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def _engine(device_type: str, dtype: torch.dtype) -> str:
+    return (
+        f"transformers-{transformers.__version__}+torch-{torch.__version__}/{device_type}/"
+        f"{str(dtype).removeprefix('torch.')}"
+    )
+
+
 def engine_id(device: str, dtype: str) -> str:
-    """Backend, version, device and dtype; computed without loading anything."""
+    """Backend and torch versions, device type and dtype, as the runner's settings resolve them; computed
+    without loading anything (the key of a fully cached run)."""
     resolved = _resolve_device(device)
-    torch_dtype = str(_resolve_dtype(dtype, resolved)).removeprefix("torch.")
-    return f"transformers-{transformers.__version__}/{resolved.split(':')[0]}/{torch_dtype}"
+    return _engine(resolved.split(":")[0], _resolve_dtype(dtype, resolved))
+
+
+def engine_of(model: Any) -> str:
+    """The engine id of a loaded model: the device and dtype its weights really are on."""
+    parameter = next(model.parameters())
+    return _engine(parameter.device.type, parameter.dtype)
+
+
+class RowSampler(LogitsProcessor):
+    """Sampling as a logits processor for greedy ``generate``: each row's next token is drawn from its own
+    generator (temperature, then top-p as transformers' ``TopPLogitsWarper`` does it), and every other token is
+    masked, so the greedy step picks it. Rows are processed one at a time, with the same operations whatever
+    the batch, so a row's draws depend on its prompt and seed alone."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device: str) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        chosen = torch.full_like(scores, float("-inf"))
+        for row, generator in enumerate(self.generators):
+            logits = scores[row].float() / self.temperature
+            if self.top_p < 1.0:
+                ordered, indices = torch.sort(logits, descending=False)
+                remove = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - self.top_p)
+                remove[-1] = False  # keep at least the most likely token
+                logits = logits.masked_fill(remove.scatter(0, indices, remove), float("-inf"))
+            token = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
+            chosen[row, token] = 0.0
+        return chosen  # type: ignore[return-value]
 
 
 def converted_dir(cache_dir: Path, model_hash: str) -> Path:
@@ -106,7 +159,7 @@ class TransformersBackend:
 
     @property
     def engine(self) -> str:
-        return engine_id(self.device, str(self.dtype).removeprefix("torch."))
+        return engine_of(self.model)
 
     # -- likelihood ---------------------------------------------------------------------------------------
     def _harness_lm(self) -> Any:
@@ -146,8 +199,13 @@ class TransformersBackend:
         return "\n\n".join(content for _, content in messages) + "\n\nAnswer:"
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, progress: Progress | None = None
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        progress: Progress | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[str]:
+        row_seeds = prompt_seeds(len(prompts), params, seeds)
         tokenizer = self.tokenizer
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -159,12 +217,17 @@ class TransformersBackend:
             kwargs: dict[str, Any] = {
                 "max_new_tokens": params.max_new_tokens,
                 "pad_token_id": tokenizer.pad_token_id,
+                # Always greedy steps: sampling, when asked for, happens in RowSampler, one generator per row.
+                "do_sample": False,
+                "temperature": None,
+                "top_p": None,
+                "top_k": None,
             }
             if params.temperature > 0:
-                torch.manual_seed(params.seed + start)
-                kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                sampler = RowSampler(
+                    row_seeds[start : start + len(batch)], params.temperature, params.top_p, self.device
+                )
+                kwargs["logits_processor"] = LogitsProcessorList([sampler])
             if params.stop:
                 kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)
             if self.static_cache:

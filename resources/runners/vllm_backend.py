@@ -5,7 +5,12 @@ Likelihood uses vLLM's prompt logprobs: each (context, continuation) pair is tok
 moves to the continuation), the token ids go to the engine as they are, and the continuation tokens' prompt
 logprobs are summed. ``prompt_logprobs=1`` returns each position's top-1 token beside the actual one, which is
 enough to tell whether greedy decoding reproduces the continuation. Generation is ``LLM.generate`` with a
-per-request seed, so a prompt's output does not depend on the batch it ran in.
+per-request seed (each prompt's own), so a prompt's output does not depend on the batch it ran in.
+
+The engine id names the vLLM version, device, dtype, ``max_model_len`` and tensor-parallel size. The runner
+computes it from its settings without importing vllm (``max_model_len`` unset is resolved from the
+checkpoint's own config, as vLLM derives it, and then passed to vLLM explicitly, so the key names what runs);
+the opened backend reads the same fields back from the engine it built, and prediction refuses a mismatch.
 
 ``vllm`` is an optional extra that needs a CUDA GPU; it is imported only when a backend is built. The pure
 parts (pair encoding, truncation, summing prompt logprobs, mapping sampling params) are plain functions,
@@ -17,8 +22,10 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.metadata
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +34,7 @@ from resources.runners.base import (
     LogLikelihood,
     Progress,
     SamplingParams,
+    prompt_seeds,
     request_sampling_fields,
     truncate_at_stop,
 )
@@ -68,13 +76,86 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def engine_id(dtype: str) -> str:
-    """Backend, version, device and dtype, computed without importing vllm (which initializes CUDA)."""
+def engine_id(*, version: str, device: str, dtype: str, max_model_len: int, tensor_parallel_size: int) -> str:
+    """The vLLM engine id: everything of the engine that shapes outputs."""
+    return f"vllm-{version}/{device}/{dtype}/max_model_len={max_model_len}/tp={tensor_parallel_size}"
+
+
+def installed_version() -> str:
+    """vllm's version, read without importing it (importing initializes CUDA)."""
     try:
-        version = importlib.metadata.version("vllm")
+        return importlib.metadata.version("vllm")
     except importlib.metadata.PackageNotFoundError as exc:
         raise _missing("its version names the engine in the sampling hash") from exc
-    return f"vllm-{version}/cuda/{resolve_dtype(dtype)}"
+
+
+#: Keys of a Hugging Face config that give the context length, in the order vLLM's
+#: ``_get_and_verify_max_len`` consults them (it takes the smallest present).
+CONTEXT_LENGTH_KEYS = (
+    "max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+    "max_sequence_length", "max_seq_length", "seq_len",
+)  # fmt: skip
+
+
+def max_model_len_from_config(config: Mapping[str, Any]) -> int:
+    """The context length vLLM derives from a model config when ``max_model_len`` is not given: the smallest
+    of the length keys present (text configs nested under ``text_config`` included)."""
+    sources = [config, config.get("text_config") or {}]
+    values = [int(src[key]) for src in sources for key in CONTEXT_LENGTH_KEYS if isinstance(src.get(key), int)]
+    if not values:
+        raise ValueError(
+            f"the model config names no context length ({', '.join(CONTEXT_LENGTH_KEYS)}); set "
+            "ModelRunner.vllm_max_model_len"
+        )
+    return min(values)
+
+
+def checkpoint_max_model_len(ref: CheckpointRef) -> int:
+    """The context length of a checkpoint, without loading it: ``config.json`` of a directory, or the
+    ``<arch>.context_length`` metadata of a GGUF file."""
+    if ref.format == "hf":
+        config = json.loads((ref.path / "config.json").read_text(encoding="utf-8"))
+        return max_model_len_from_config(config)
+    from gguf import GGUFReader
+
+    reader = GGUFReader(ref.path, "r")
+    arch = reader.fields["general.architecture"].contents()
+    field = reader.fields.get(f"{arch}.context_length")
+    if field is None:
+        raise ValueError(f"{ref.path}: the GGUF metadata has no {arch}.context_length; set ModelRunner.vllm_max_model_len")
+    return int(field.contents())
+
+
+def expected_engine_id(
+    ref: CheckpointRef, *, dtype: str, device: str, max_model_len: int | None, tensor_parallel_size: int
+) -> str:
+    """The engine id the runner's settings give for ``ref``, computed without importing vllm."""
+    return engine_id(
+        version=installed_version(),
+        device=device,
+        dtype=resolve_dtype(dtype),
+        max_model_len=max_model_len if max_model_len is not None else checkpoint_max_model_len(ref),
+        tensor_parallel_size=tensor_parallel_size,
+    )
+
+
+def opened_engine_id(llm: Any, version: str, platform: Any = None) -> str:
+    """The engine id of a built ``vllm.LLM``, read from its configs (``llm.llm_engine.vllm_config``: the model,
+    parallel and device configs) and vLLM's current platform."""
+    engine = llm.llm_engine
+    config = getattr(engine, "vllm_config", None)
+    model_config = getattr(config, "model_config", None) or engine.model_config
+    parallel = getattr(config, "parallel_config", None) or getattr(engine, "parallel_config", None)
+    device = getattr(platform, "device_name", None) or getattr(
+        getattr(config, "device_config", None), "device_type", None
+    )
+    return engine_id(
+        version=version,
+        device=str(device or "unknown"),
+        dtype=str(model_config.dtype).removeprefix("torch."),
+        max_model_len=int(model_config.max_model_len),
+        tensor_parallel_size=int(getattr(parallel, "tensor_parallel_size", 1)),
+    )
 
 
 # -- tokenization, as lm-eval's HFLM does it --------------------------------------------------------------
@@ -199,6 +280,11 @@ def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     return request_sampling_fields(params)
 
 
+def per_request_kwargs(params: SamplingParams, count: int, seeds: Sequence[int] | None) -> list[dict[str, Any]]:
+    """One ``vllm.SamplingParams`` keyword set per prompt, each with that prompt's seed."""
+    return [sampling_kwargs(replace(params, seed=seed)) for seed in prompt_seeds(count, params, seeds)]
+
+
 def render_chat_with(tokenizer: Any, messages: Sequence[tuple[str, str]]) -> str:
     """The chat template of the checkpoint's tokenizer; the transformers backend's fallback without one."""
     conversation = [{"role": role, "content": content} for role, content in messages]
@@ -227,6 +313,8 @@ class VLLMBackend:
         self.ref = ref
         self.dtype = resolve_dtype(dtype)
         self._vllm = vllm
+        # Passed explicitly (as the runner's expected engine id resolves it), never left to vLLM's defaults.
+        max_model_len = max_model_len if max_model_len is not None else checkpoint_max_model_len(ref)
         directory = ensure_loadable_dir(ref, cache_dir)
         self._llm: Any = vllm.LLM(
             model=str(directory),
@@ -238,10 +326,12 @@ class VLLMBackend:
         )
         self.tokenizer: Any = self._llm.get_tokenizer()
         self.max_length = int(self._llm.llm_engine.model_config.max_model_len)
+        platform = getattr(importlib.import_module("vllm.platforms"), "current_platform", None)
+        self._engine = opened_engine_id(self._llm, str(getattr(vllm, "__version__", installed_version())), platform)
 
     @property
     def engine(self) -> str:
-        return engine_id(self.dtype)
+        return self._engine
 
     def loglikelihood(
         self, requests: Sequence[tuple[str, str]], progress: Progress | None = None
@@ -267,7 +357,11 @@ class VLLMBackend:
         return render_chat_with(self.tokenizer, messages)
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, progress: Progress | None = None
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        progress: Progress | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[str]:
         # Tokenized here without added special tokens, as the transformers backend does, so both backends
         # feed the model the same ids (a rendered chat prompt carries its own BOS text).
@@ -277,7 +371,9 @@ class VLLMBackend:
         ]
         outputs = self._llm.generate(
             token_prompts,
-            sampling_params=self._vllm.SamplingParams(**sampling_kwargs(params)),
+            sampling_params=[
+                self._vllm.SamplingParams(**kwargs) for kwargs in per_request_kwargs(params, len(prompts), seeds)
+            ],
             use_tqdm=False,
         )
         texts = [truncate_at_stop(output.outputs[0].text, params.stop) for output in outputs]

@@ -70,10 +70,10 @@ def _registered(home: Path) -> list[str]:
 
 
 def _other_weights(tmp_path: Path) -> Path:
-    """A file that hashes differently from the baseline (registration hashes; it never loads)."""
-    path = tmp_path / "other.gguf"
-    path.write_bytes(b"GGUF" + bytes(range(256)) * 64)
-    return path
+    """A GGUF file that hashes differently from the baseline (registration parses and hashes; it never loads)."""
+    from weights_testing import tiny_gguf
+
+    return tiny_gguf(tmp_path / "other.gguf", "other")
 
 
 def test_register_prints_the_hash_and_is_idempotent(

@@ -12,9 +12,9 @@ from resources.evalgate import EvalgateHome
 
 
 def _checkpoint(tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.gguf"
-    path.write_bytes(b"GGUF" + name.encode() * 4096)  # registration hashes; nothing loads it here
-    return path
+    from weights_testing import tiny_gguf
+
+    return tiny_gguf(tmp_path / f"{name}.gguf", name)  # registration parses and hashes; nothing loads it here
 
 
 def _scored(home: Path, name: str) -> None:

@@ -2,7 +2,17 @@ from pathlib import Path
 
 import pytest
 
-from eval_assets.hashing import canonical_json, model_hash, prompt_hash, sampling_hash, tokenizer_hash
+from eval_assets.hashing import (
+    SEED_BITS,
+    canonical_json,
+    config_hash,
+    model_hash,
+    model_identity,
+    prompt_hash,
+    sample_seed,
+    sampling_hash,
+    tokenizer_hash,
+)
 
 
 def test_canonical_json_ignores_key_order() -> None:
@@ -38,10 +48,42 @@ def test_directory_hash_covers_every_shard(tmp_path: Path) -> None:
     (ckpt / "model-00002.safetensors").write_bytes(b"two")
     (ckpt / "config.json").write_text("{}")
     before = model_hash(ckpt)
+    config_before = config_hash(ckpt, before)
     (ckpt / "config.json").write_text('{"changed": true}')
     assert model_hash(ckpt) == before, "config is not weights"
+    assert config_hash(ckpt, before) != config_before, "but it is config"
     (ckpt / "model-00002.safetensors").write_bytes(b"TWO")
     assert model_hash(ckpt) != before
+
+
+def test_config_hash_covers_the_generation_config(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    plain = config_hash(ckpt, "sha256:w")
+    (ckpt / "generation_config.json").write_text('{"repetition_penalty": 1.2}')
+    assert config_hash(ckpt, "sha256:w") != plain
+    (ckpt / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"No config\.json"):
+        config_hash(ckpt, "sha256:w")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"x")
+    assert config_hash(gguf, "sha256:a") != config_hash(gguf, "sha256:b"), "a GGUF embeds its config"
+    assert config_hash(gguf, "sha256:a") != tokenizer_hash(gguf, "sha256:a")
+
+
+def test_model_identity_changes_with_each_part() -> None:
+    base = model_identity("sha256:w", "sha256:t", "sha256:c")
+    assert base == model_identity("sha256:w", "sha256:t", "sha256:c")
+    assert len({base, model_identity("sha256:W", "sha256:t", "sha256:c"), model_identity("sha256:w", "sha256:T", "sha256:c"),
+                model_identity("sha256:w", "sha256:t", "sha256:C")}) == 4  # fmt: skip
+
+
+def test_sample_seeds_depend_on_seed_and_prompt_only() -> None:
+    seeds = {sample_seed(seed, prompt) for seed in (0, 1) for prompt in ("p0", "p1", "p2")}
+    assert len(seeds) == 6
+    assert sample_seed(0, "p0") == sample_seed(0, "p0")
+    assert all(0 <= s < 2**SEED_BITS for s in seeds)
 
 
 def test_memoized_hash_notices_a_rewrite(tmp_path: Path) -> None:

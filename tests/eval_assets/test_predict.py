@@ -41,8 +41,8 @@ def _run(spec_name: str, ref: CheckpointRef, cache: PredictionCache, opener: Ope
     spec = tiny_specs(**kw)[spec_name]
     items = load_items(spec, "smoke", data_root)
     frame, stats = predict_suite(
-        checkpoint="base", model_hash=ref.model_hash, tokenizer_hash="t", spec=spec, items=items, cache=cache,
-        engine=engine_id("auto", "auto"), open_backend=opener, chunk_size=2,
+        checkpoint="base", model_hash=ref.model_hash, tokenizer_hash="t", config_hash="c", spec=spec, items=items,
+        cache=cache, engine=engine_id("auto", "auto"), open_backend=opener, chunk_size=2,
     )  # fmt: skip
     return spec, items, frame, stats
 
@@ -100,7 +100,7 @@ KILLED_RUN = textwrap.dedent(
         if done >= 4:
             os.kill(os.getpid(), signal.SIGKILL)  # killed mid-run: no cleanup, no flush
 
-    predict_suite(checkpoint="base", model_hash=ref.model_hash, tokenizer_hash="t", spec=spec, items=items,
+    predict_suite(checkpoint="base", model_hash=ref.model_hash, tokenizer_hash="t", config_hash="c", spec=spec, items=items,
                   cache=PredictionCache(Path({cache!r})), engine=engine_id("auto", "auto"),
                   open_backend=lambda: TransformersBackend(ref, cache_dir=Path({model_cache!r}), batch_size=4),
                   chunk_size=2, progress=progress)

@@ -6,6 +6,8 @@ tokenized with the tokenizer's default special tokens; ``echo=True`` with ``max_
 with one logprob per token (``None`` for the first), ``top_logprobs`` holding the actual token and the top
 ``logprobs`` tokens keyed by their decoded text, and ``text_offset`` the running sum of the decoded tokens'
 lengths; generation drops the stop sequence from the text. A list of prompts gives one choice per prompt.
+``GET /v1/models`` lists the served model as vLLM does (``id``, ``created``, ``owned_by``, ``root``, ``parent``,
+``max_model_len``) and ``GET /version`` answers ``{"version": ...}``.
 
 Failures can be scripted: :meth:`WireServer.fail_next` makes the next requests answer with given statuses.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +31,10 @@ class WireServer:
     model: Any
     tokenizer: Any
     served_name: str
+    #: What ``GET /v1/models`` reports beside the name (vLLM: the model path it loaded, its context length).
+    root: str = "/models/smollm2-135m"
+    max_model_len: int = 8192
+    version: str = "0.0.test"
     #: Every request body received, in order (failed ones included).
     requests: list[dict[str, Any]] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
@@ -51,6 +58,19 @@ class WireServer:
             self.requests.clear()
 
     # -- protocol -------------------------------------------------------------------------------------------
+    def handle_get(self, path: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append({"GET": path})
+        if path == "/v1/models":
+            entry = {
+                "id": self.served_name, "object": "model", "created": int(time.time()), "owned_by": "vllm",
+                "root": self.root, "parent": None, "max_model_len": self.max_model_len, "permission": [],
+            }  # fmt: skip
+            return 200, {"object": "list", "data": [entry]}
+        if path == "/version":
+            return 200, {"version": self.version}
+        return 404, _error(f"no route {path}", "not_found")
+
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.requests.append(body)
@@ -182,6 +202,15 @@ class WireServer:
                     status, payload = 400, _error("body is not JSON", "BadRequestError")
                 else:
                     status, payload = server.handle(self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                status, payload = server.handle_get(self.path)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

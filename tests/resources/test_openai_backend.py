@@ -23,6 +23,7 @@ from resources.runners.openai_backend import (
     completion_kwargs,
     continuation_start_by_offset,
     loglikelihood_from_echo,
+    seed_spans,
     split_trailing_whitespace,
 )
 
@@ -265,22 +266,104 @@ def test_retry_delays_grow_and_are_capped() -> None:
     assert policy.delay(1, retry_after_s=60) == 3.0
 
 
-def test_engine_id_equals_the_model_runners(tmp_path: Path) -> None:
+# -- identity: the served model as the server reports it, plus the declared weights hash ---------------------
+
+DECLARED = "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def bare_server() -> Iterator[Any]:
+    """The wire server without a model: it answers ``/v1/models`` and ``/version`` (identity needs no model)."""
+    module = _load_wire_server_module()
+    server = module.WireServer(None, None, SERVED)
+    with server.running():
+        yield server
+
+
+def _manifest(tmp_path: Path, model_hash: str = DECLARED) -> Any:
     from eval_assets.checkpoints import CheckpointManifest
+
+    return CheckpointManifest(
+        name="served", path=str(tmp_path), format="hf", backend="openai", model_hash=model_hash,
+        tokenizer_hash="sha256:t", config_hash="sha256:c", source="test", registered_at="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+
+
+def test_engine_id_is_what_the_server_serves_not_where(bare_server: Any, tmp_path: Path) -> None:
+    module = _load_wire_server_module()
+    engine = OpenAICompatibleBackend(bare_server.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine
+    assert engine == (
+        f"openai-compatible/id={SERVED}/max_model_len=8192/owned_by=vllm/root=/models/smollm2-135m/"
+        f"server_version=0.0.test/model_hash={DECLARED}"
+    )
+    assert bare_server.base_url not in engine
+    twin = module.WireServer(None, None, SERVED)
+    with twin.running():
+        assert OpenAICompatibleBackend(twin.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine == engine, (
+            "two servers of one model share cached outputs"
+        )
+        twin.max_model_len = 4096
+        assert OpenAICompatibleBackend(twin.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine != engine
+    assert OpenAICompatibleBackend(bare_server.base_url, "EMPTY", SERVED, model_hash="sha256:" + "0" * 64).engine != engine
+
+
+def test_a_model_the_server_does_not_serve_is_named(bare_server: Any) -> None:
+    backend = OpenAICompatibleBackend(bare_server.base_url, "EMPTY", "no-such-model", model_hash=DECLARED)
+    with pytest.raises(OpenAIBackendError, match=rf"does not serve model 'no-such-model' \(it serves \['{SERVED}'\]\)"):
+        _ = backend.engine
+
+
+def test_the_runner_needs_a_declared_model_hash_that_is_the_checkpoints(bare_server: Any, tmp_path: Path) -> None:
     from resources.evalgate import ModelRunner
 
-    manifest = CheckpointManifest(
-        name="served",
-        path=str(tmp_path),
-        format="hf",
-        backend="openai",
-        model_hash="sha256:0",
-        tokenizer_hash="sha256:0",
-        source="test",
-        registered_at="2026-01-01T00:00:00Z",
-    )
-    runner = ModelRunner(openai_base_url="http://127.0.0.1:9/v1/", openai_model=SERVED)
+    manifest = _manifest(tmp_path)
+    with pytest.raises(ValueError, match=r"set ModelRunner\.openai_model_hash"):
+        ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED).engine(manifest)
+    other = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash="sha256:" + "0" * 64)
+    with pytest.raises(ValueError, match="would be another model's"):
+        other.open(manifest, tmp_path)
+    runner = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED)
     backend = runner.open(manifest, tmp_path)
     assert isinstance(backend, OpenAICompatibleBackend)
-    assert backend.engine == runner.engine(manifest) == f"openai-compatible/http://127.0.0.1:9/v1//{SERVED}"
+    assert backend.engine == runner.engine(manifest)
     backend.close()
+
+
+def test_a_server_that_now_serves_another_model_is_refused(bare_server: Any, tmp_path: Path) -> None:
+    from eval_assets.predict import EngineMismatchError, predict_suite
+    from eval_assets.suites import load_suite_specs
+    from eval_assets.suites.items import LikelihoodItem
+    from resources.evalgate import ModelRunner
+    from resources.prediction_cache import PredictionCache
+
+    manifest = _manifest(tmp_path)
+    runner = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED)
+    engine = runner.engine(manifest)  # what the key names
+    bare_server.root = "/models/another-finetune"  # the server was restarted on other weights under the same name
+    cache = PredictionCache(tmp_path / "cache")
+    with pytest.raises(EngineMismatchError, match="root=/models/another-finetune"):
+        predict_suite(
+            checkpoint="served", **manifest.key_hashes(), spec=load_suite_specs()["arc_easy"],
+            items=[LikelihoodItem("q", "Question?", (" a", " b"), 0)], cache=cache, engine=engine,
+            open_backend=lambda: runner.open(manifest, tmp_path),
+        )  # fmt: skip
+    assert not [r for r in bare_server.requests if "GET" not in r], "no completion was requested"
+    assert cache.count() == 0
+
+
+def test_seed_spans_keep_one_seed_per_request() -> None:
+    assert seed_spans([1, 1, 1, 1, 1], 2) == [(0, 2), (2, 4), (4, 5)]
+    assert seed_spans([1, 2, 2, 3], 4) == [(0, 1), (1, 3), (3, 4)]
+    assert seed_spans([], 4) == []
+
+
+@pytest.mark.slow
+def test_each_prompt_goes_with_its_own_seed(server: Any) -> None:
+    params = SamplingParams(temperature=0.8, max_new_tokens=3, seed=0)
+    prompts = ["One", "Two", "Three"]
+    got = _backend(server, prompts_per_request=4).generate(prompts, params, seeds=[5, 5, 7])
+    bodies = [b for b in server.requests if "prompt" in b]
+    assert sorted((b["seed"], len(b["prompt"])) for b in bodies) == [(5, 2), (7, 1)]
+    server.reset()
+    alone = _backend(server).generate(["Three"], params, seeds=[7])
+    assert alone == got[2:], "a prompt's sample does not depend on the prompts beside it"

@@ -17,10 +17,15 @@ from resources.runners.vllm_backend import (
     INSTALL_HINT,
     VLLMBackend,
     VLLMNotInstalledError,
+    checkpoint_max_model_len,
     encode_pair,
     engine_id,
+    expected_engine_id,
     fit_to_length,
     loglikelihood_from_prompt_logprobs,
+    max_model_len_from_config,
+    opened_engine_id,
+    per_request_kwargs,
     render_chat_with,
     resolve_dtype,
     sampling_kwargs,
@@ -170,10 +175,108 @@ def test_dtype_auto_is_pinned() -> None:
         resolve_dtype("int8")
 
 
+def test_each_request_carries_its_own_seed() -> None:
+    params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=3, seed=1)
+    assert [k["seed"] for k in per_request_kwargs(params, 3, [11, 12, 13])] == [11, 12, 13]
+    assert [k["seed"] for k in per_request_kwargs(params, 2, None)] == [1, 1]
+    assert {k["temperature"] for k in per_request_kwargs(params, 3, [11, 12, 13])} == {0.8}
+    with pytest.raises(ValueError, match="2 seeds for 3 prompts"):
+        per_request_kwargs(params, 3, [1, 2])
+
+
+# -- engine identity ----------------------------------------------------------------------------------------
+
+
+def test_engine_id_names_version_device_dtype_length_and_parallelism() -> None:
+    engine = engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2)
+    assert engine == "vllm-0.10.1/cuda/bfloat16/max_model_len=8192/tp=2"
+    others = [
+        engine_id(version="0.10.2", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2),
+        engine_id(version="0.10.1", device="rocm", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2),
+        engine_id(version="0.10.1", device="cuda", dtype="float16", max_model_len=8192, tensor_parallel_size=2),
+        engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=4096, tensor_parallel_size=2),
+        engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=1),
+    ]
+    assert len({engine, *others}) == 6
+
+
+def test_max_model_len_comes_from_the_checkpoints_config(tmp_path: Path) -> None:
+    from weights_testing import tiny_gguf, tiny_hf_dir
+
+    assert max_model_len_from_config({"max_position_embeddings": 8192, "seq_length": 4096}) == 4096
+    assert max_model_len_from_config({"text_config": {"max_position_embeddings": 2048}}) == 2048
+    with pytest.raises(ValueError, match="vllm_max_model_len"):
+        max_model_len_from_config({"hidden_size": 4})
+    hf = tiny_hf_dir(tmp_path / "hf", config={"model_type": "llama", "max_position_embeddings": 3072})
+    assert checkpoint_max_model_len(CheckpointRef("hf", hf, "hf", "sha256:x")) == 3072
+    gguf = tiny_gguf(tmp_path / "m.gguf", context_length=1536)
+    assert checkpoint_max_model_len(CheckpointRef("g", gguf, "gguf", "sha256:x")) == 1536
+
+
+@dataclass
+class _Config:
+    dtype: Any = None
+    max_model_len: int = 0
+    tensor_parallel_size: int = 1
+    device_type: str = "cuda"
+
+
+def _fake_llm(dtype: str, max_model_len: int, tp: int) -> Any:
+    """The attributes of ``vllm.LLM`` the engine id reads (``llm.llm_engine.vllm_config``)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    model = _Config(dtype=getattr(torch, dtype), max_model_len=max_model_len)
+    config = SimpleNamespace(model_config=model, parallel_config=_Config(tensor_parallel_size=tp),
+                             device_config=_Config(device_type="cuda"))  # fmt: skip
+    return SimpleNamespace(llm_engine=SimpleNamespace(vllm_config=config, model_config=model))
+
+
+def test_the_opened_engine_is_read_from_the_engine_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from weights_testing import tiny_hf_dir
+
+    import resources.runners.vllm_backend as vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "installed_version", lambda: "0.10.1")
+    ref = CheckpointRef("hf", tiny_hf_dir(tmp_path / "hf"), "hf", "sha256:x")  # max_position_embeddings 2048
+    expected = expected_engine_id(ref, dtype="auto", device="cuda", max_model_len=None, tensor_parallel_size=1)
+    assert expected == "vllm-0.10.1/cuda/bfloat16/max_model_len=2048/tp=1"
+    platform = SimpleNamespace(device_name="cuda")
+    assert opened_engine_id(_fake_llm("bfloat16", 2048, 1), "0.10.1", platform) == expected
+    assert opened_engine_id(_fake_llm("bfloat16", 2048, 1), "0.10.1", None) == expected, "device_config fallback"
+    assert opened_engine_id(_fake_llm("bfloat16", 1024, 1), "0.10.1", platform) != expected
+    assert opened_engine_id(_fake_llm("bfloat16", 2048, 2), "0.10.1", platform) != expected
+    assert opened_engine_id(_fake_llm("float16", 2048, 1), "0.10.1", SimpleNamespace(device_name="rocm")) != expected
+
+
+def test_a_mismatched_vllm_engine_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's key says one engine; the engine vLLM built (here: a smaller context) is another."""
+    from types import SimpleNamespace
+
+    from weights_testing import tiny_hf_dir
+
+    import resources.runners.vllm_backend as vllm_backend
+    from eval_assets.predict import EngineMismatchError, check_engine
+
+    monkeypatch.setattr(vllm_backend, "installed_version", lambda: "0.10.1")
+    ref = CheckpointRef("hf", tiny_hf_dir(tmp_path / "hf"), "hf", "sha256:x")
+    key = expected_engine_id(ref, dtype="auto", device="cuda", max_model_len=None, tensor_parallel_size=1)
+    opened = SimpleNamespace(engine=opened_engine_id(_fake_llm("bfloat16", 1024, 1), "0.10.1",
+                                                     SimpleNamespace(device_name="cuda")))  # fmt: skip
+    with pytest.raises(EngineMismatchError, match=r"max_model_len=1024.*max_model_len=2048"):
+        check_engine(opened, key, "hf")  # type: ignore[arg-type]
+
+
 @pytest.mark.skipif(HAS_VLLM, reason="checks the message shown where vllm is missing")
 def test_missing_vllm_says_how_to_install(tmp_path: Path) -> None:
+    from weights_testing import tiny_hf_dir
+
+    hf = CheckpointRef("hf", tiny_hf_dir(tmp_path / "hf"), "hf", "sha256:x")
     with pytest.raises(VLLMNotInstalledError, match=INSTALL_HINT.replace("[", r"\[").replace("]", r"\]")):
-        engine_id("auto")
+        expected_engine_id(hf, dtype="auto", device="cuda", max_model_len=None, tensor_parallel_size=1)
     ref = CheckpointRef(name="x", path=tmp_path / "missing.gguf", format="gguf", model_hash="sha256:0")
     with pytest.raises(VLLMNotInstalledError, match="evalgate"):  # before any conversion of the checkpoint
         VLLMBackend(ref, cache_dir=tmp_path, dtype="auto", gpu_memory_utilization=0.5)
@@ -188,7 +291,10 @@ def test_vllm_backend_matches_transformers(smollm2_dir: Path, reference: Any, tm
     ref = CheckpointRef(name="smollm2", path=smollm2_dir, format="hf", model_hash="sha256:test")
     backend = VLLMBackend(ref, cache_dir=tmp_path, dtype="float32", gpu_memory_utilization=0.3)
     try:
-        assert backend.engine.startswith("vllm-") and backend.engine.endswith("/cuda/float32")
+        assert backend.engine.startswith("vllm-") and "/cuda/float32/max_model_len=" in backend.engine
+        assert backend.engine == expected_engine_id(
+            ref, dtype="float32", device="cuda", max_model_len=None, tensor_parallel_size=1
+        )
         got = backend.loglikelihood(PAIRS)
         for want, have in zip(reference.loglikelihood(PAIRS), got, strict=True):
             assert have.logprob == pytest.approx(want.logprob, abs=1e-2)

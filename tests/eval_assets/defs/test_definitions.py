@@ -84,8 +84,9 @@ def _tick(instance: dg.DagsterInstance, home: Path, cursor: str | None) -> dg.Se
 
 
 def test_inbox_sensor_registers_new_checkpoints_once(home: Path, tmp_path: Path) -> None:
-    weights = tmp_path / "w.gguf"
-    weights.write_bytes(b"weights")
+    from weights_testing import tiny_gguf
+
+    weights = tiny_gguf(tmp_path / "w.gguf")
     (home / "inbox" / "a.yaml").write_text(f"name: ckpt-a\npath: {weights}\n")
     (home / "inbox" / "bad.yaml").write_text("name: ckpt-b\nweights: nowhere\n")
     (home / "inbox" / "notes.txt").write_text("ignored")
@@ -104,8 +105,10 @@ def test_inbox_sensor_registers_new_checkpoints_once(home: Path, tmp_path: Path)
 
 
 def test_inbox_sensor_refuses_a_name_taken_by_other_weights(home: Path, tmp_path: Path) -> None:
-    for name, content in (("one.gguf", b"1"), ("two.gguf", b"2")):
-        (tmp_path / name).write_bytes(content)
+    from weights_testing import tiny_gguf
+
+    for name, salt in (("one.gguf", "1"), ("two.gguf", "2")):
+        tiny_gguf(tmp_path / name, salt)
     (home / "inbox" / "a.yaml").write_text(f"name: same\npath: {tmp_path / 'one.gguf'}\n")
     with dg.instance_for_test() as instance:
         cursor = _tick(instance, home, None).cursor

@@ -67,8 +67,30 @@ def test_file_name_must_match(tmp_path: Path) -> None:
 def test_code_version_tracks_template_changes() -> None:
     spec = parse_suite_spec(VALID, "x")
     bumped = parse_suite_spec(VALID.replace("template: {version: 1}", "template: {version: 2}"), "x")
-    assert suite_code_version(spec) != suite_code_version(bumped)
-    assert suite_code_version(spec) == suite_code_version(parse_suite_spec(VALID, "y"))
+    assert suite_code_version(spec, "smoke") != suite_code_version(bumped, "smoke")
+    assert suite_code_version(spec, "smoke") == suite_code_version(parse_suite_spec(VALID, "y"), "smoke")
+
+
+def test_code_version_covers_its_own_profile_only() -> None:
+    spec = parse_suite_spec(VALID, "x")
+    full_grown = parse_suite_spec(VALID.replace("full: {}", "full: {limit: 500}"), "x")
+    assert suite_code_version(full_grown, "smoke") == suite_code_version(spec, "smoke"), "editing full leaves smoke"
+    assert suite_code_version(full_grown, "full") != suite_code_version(spec, "full")
+    smoke_grown = parse_suite_spec(VALID.replace("smoke: {limit: 2}", "smoke: {limit: 3}"), "x")
+    assert suite_code_version(smoke_grown, "smoke") != suite_code_version(spec, "smoke"), "a grown profile is new"
+    assert suite_code_version(smoke_grown, "full") == suite_code_version(spec, "full")
+    assert suite_code_version(spec, "smoke") != suite_code_version(spec, "full")
+    with pytest.raises(SuiteSpecError, match="no profile 'medium'"):
+        suite_code_version(spec, "medium")
+
+
+def test_samples_enter_the_code_version_of_the_profiles_they_reach() -> None:
+    from eval_assets.suites import load_suite_specs
+
+    humaneval = load_suite_specs()["humaneval"]  # smoke overrides samples (2); full takes sampling.n (10)
+    more = humaneval.model_copy(update={"sampling": humaneval.sampling.model_copy(update={"n": 20})})  # type: ignore[union-attr]
+    assert suite_code_version(more, "smoke") == suite_code_version(humaneval, "smoke")
+    assert suite_code_version(more, "full") != suite_code_version(humaneval, "full")
 
 
 def test_unknown_profile_is_a_clear_error() -> None:

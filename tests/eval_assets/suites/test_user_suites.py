@@ -23,13 +23,14 @@ from eval_assets.suites.spec import (
     suite_specs_from,
 )
 
-#: The built-in suites' code versions before suite kinds became registered components: unchanged.
+#: The built-in suites' code versions per profile (since code versions cover one profile each): a change here is
+#: a change of every dependent asset's version, so it must be deliberate.
 BUILTIN_CODE_VERSIONS = {
-    "arc_easy": "083a61117d08aa22",
-    "gsm8k": "eaed4f0ab75ec3c2",
-    "humaneval": "c1089ebca7d5d0aa",
-    "mbpp": "d74270b9eaaf7990",
-    "mmlu": "abdacfa83cd7f96a",
+    "arc_easy": {"smoke": "a484a39f0d91e2bd", "full": "79bbd290b6377c70"},
+    "gsm8k": {"smoke": "02135f2a5d57e00e", "full": "1cfe484fac797e89"},
+    "humaneval": {"smoke": "200ab98b4cc1588e", "full": "b7b44cabff385668"},
+    "mbpp": {"smoke": "808d56c9c548ac83", "full": "9dd3b67a5025a3f5"},
+    "mmlu": {"smoke": "fbed2074799d0b34", "full": "4d14258dc05221b8"},
 }
 
 MC_ROWS = [
@@ -78,7 +79,11 @@ def mc_spec(directory: Path, name: str = "mc", **overrides: Any) -> Path:
 
 
 def test_builtin_code_versions_are_unchanged() -> None:
-    assert {name: suite_code_version(spec) for name, spec in load_suite_specs().items()} == BUILTIN_CODE_VERSIONS
+    versions = {
+        name: {profile: suite_code_version(spec, profile) for profile in ("smoke", "full")}
+        for name, spec in load_suite_specs().items()
+    }
+    assert versions == BUILTIN_CODE_VERSIONS
 
 
 def test_multiple_choice_from_jsonl_with_fewshot_file(tmp_path: Path) -> None:
@@ -261,11 +266,11 @@ def test_spec_errors_name_the_field(tmp_path: Path, change: dict[str, Any], fiel
 
 
 def test_code_version_follows_the_data_pin(tmp_path: Path) -> None:
-    first = suite_code_version(load_suite_spec(mc_spec(tmp_path)))
-    again = suite_code_version(load_suite_spec(mc_spec(tmp_path)))
+    first = suite_code_version(load_suite_spec(mc_spec(tmp_path)), "smoke")
+    again = suite_code_version(load_suite_spec(mc_spec(tmp_path)), "smoke")
     MC_ROWS.append({"id": "new", "question": "q?", "choices": ["a", "b"], "answer": 0})
     try:
-        grown = suite_code_version(load_suite_spec(mc_spec(tmp_path)))
+        grown = suite_code_version(load_suite_spec(mc_spec(tmp_path)), "smoke")
     finally:
         MC_ROWS.pop()
     assert first == again != grown
@@ -298,6 +303,6 @@ def test_a_user_spec_may_take_a_builtin_name_only_explicitly(tmp_path: Path) -> 
 
 
 def test_replaces_builtin_does_not_enter_the_code_version(tmp_path: Path) -> None:
-    plain = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same")))
-    flagged = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same", replaces_builtin=True)))
+    plain = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same")), "smoke")
+    flagged = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same", replaces_builtin=True)), "smoke")
     assert plain == flagged
