@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from eval_assets.defs.alerts import build_alerts_sensor
 from eval_assets.defs.checkpoint_assets import checkpoint_manifest
 from eval_assets.defs.comparison_assets import build_comparison_asset, production_asset
 from eval_assets.defs.gate_checks import build_rule_check
@@ -13,6 +16,7 @@ from eval_assets.defs.suite_assets import build_suite_assets
 from eval_assets.gate import GatePolicy, load_gate_policy, policy_path_from_env, registered_rules
 from eval_assets.suites.spec import SuiteSpec, suite_specs_from
 from resources.evalgate import CodeSandbox, EvalgateHome, ModelRunner, SuiteSettings
+from resources.slack import DEFAULT_CHANNEL, DEFAULT_UI_URL, SLACK_API, SlackAlerts
 
 
 def build_definitions(
@@ -23,6 +27,7 @@ def build_definitions(
     model_runner: ModelRunner | None = None,
     suite_settings: SuiteSettings | None = None,
     code_sandbox: CodeSandbox | None = None,
+    slack: SlackAlerts | None = None,
 ) -> dg.Definitions:
     suite_settings = suite_settings or SuiteSettings()
     specs = specs if specs is not None else suite_specs_from(suite_settings.suites_dir)
@@ -52,12 +57,20 @@ def build_definitions(
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=5,
             ),
+            build_alerts_sensor(),  # running by default only where $SLACK_BOT_TOKEN is set
         ],
         resources={
             "evalgate": evalgate or EvalgateHome(),
             "model_runner": model_runner or ModelRunner(),
             "suite_settings": suite_settings,
             "code_sandbox": code_sandbox or CodeSandbox(),
+            "slack": slack
+            or SlackAlerts(
+                token=dg.EnvVar("SLACK_BOT_TOKEN"),
+                channel=os.environ.get("EVALGATE_SLACK_CHANNEL", DEFAULT_CHANNEL),
+                base_url=os.environ.get("EVALGATE_SLACK_BASE_URL", SLACK_API),
+                dagster_ui_url=os.environ.get("EVALGATE_UI_URL", DEFAULT_UI_URL),
+            ),
         },
         executor=dg.in_process_executor,
     )

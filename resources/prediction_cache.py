@@ -42,6 +42,8 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from resources.results_store import quote
+
 log = logging.getLogger(__name__)
 
 #: Bump with a change of the table's key or layout; older tables are moved aside (see the module docstring).
@@ -117,10 +119,6 @@ class CacheWrite:
 
 class CacheCommitError(RuntimeError):
     """A cache write kept losing commit races; the message says how often."""
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _backoff(attempt: int) -> None:
@@ -276,7 +274,7 @@ class PredictionCache:
             schema=SCHEMA,
         ).to_arrow()
         predicate = (
-            f"t.{PARTITION} = {_quote(prefix)} AND t.model_identity = s.model_identity "
+            f"t.{PARTITION} = {quote(prefix)} AND t.model_identity = s.model_identity "
             "AND t.sampling_hash = s.sampling_hash AND t.prompt_hash = s.prompt_hash"
         )
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):

@@ -10,24 +10,14 @@ compared with production's scores of that profile (same code version, same weigh
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from pathlib import Path
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake import DeltaTable
 
-log = logging.getLogger(__name__)
+from resources.results_store import quote, replace_rows
 
 TABLES = ("scores_by_profile", "item_scores_by_profile")
-#: Attempts at a write that loses commit races to concurrent writers (or the table's creation to another).
-MAX_ATTEMPTS = 30
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class ProfileResults:
@@ -44,25 +34,8 @@ class ProfileResults:
         for column, value in (("checkpoint", checkpoint), ("suite", suite), ("profile", profile)):
             if column not in frame.columns or set(frame[column].unique().to_list()) - {value}:
                 raise ValueError(f"rows for {table} must all have {column} {value!r}")
-        path = self.table_path(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        predicate = f"checkpoint = {_quote(checkpoint)} AND suite = {_quote(suite)} AND profile = {_quote(profile)}"
-        data = frame.to_arrow()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                if DeltaTable.is_deltatable(str(path)):
-                    write_deltalake(
-                        str(path), data, mode="overwrite", predicate=predicate, partition_by=["checkpoint"],
-                        schema_mode="merge",
-                    )  # fmt: skip
-                else:
-                    write_deltalake(str(path), data, mode="append", partition_by=["checkpoint"])
-                return
-            except (CommitFailedError, DeltaError) as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                log.debug("writing %s lost a commit race (%s); attempt %d", path, exc, attempt)
-                time.sleep(random.uniform(0, 0.05 * attempt))
+        predicate = f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)} AND profile = {quote(profile)}"
+        replace_rows(self.table_path(table), frame, predicate)
 
     def read(
         self, table: str, *, checkpoint: str | None = None, suite: str | None = None, profile: str | None = None

@@ -7,12 +7,22 @@ Tables (schemas in README.md): ``predictions``, ``code_executions``, ``item_scor
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+log = logging.getLogger(__name__)
+
+#: Attempts at a write that loses commit races to concurrent writers (or the table's creation to another).
+MAX_ATTEMPTS = 30
 
 GATE_DECISION_SCHEMA = pl.Schema(
     {
@@ -50,8 +60,40 @@ REPLACED_TABLES = ("predictions", "code_executions", "item_scores", "scores", "c
 APPEND_TABLES = ("gate_decisions",)
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """A SQL string literal for a Delta predicate."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def commit_with_retries(path: Path, write: Callable[[], None]) -> None:
+    """Run ``write`` (one Delta commit to ``path``) until it wins its commit: concurrent runs on one home (two
+    ``evalgate evaluate`` processes, the daemon and a CLI run) race to create a table or to commit to it."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except (CommitFailedError, DeltaError) as exc:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            log.debug("writing %s lost a commit race (%s); attempt %d", path, exc, attempt)
+            time.sleep(random.uniform(0, 0.05 * attempt))
+
+
+def replace_rows(path: Path, frame: pl.DataFrame, predicate: str) -> None:
+    """Replace the rows matching ``predicate`` with ``frame`` (creating the table, partitioned by checkpoint)."""
+    data = frame.to_arrow()
+
+    def write() -> None:
+        if DeltaTable.is_deltatable(str(path)):
+            write_deltalake(
+                str(path), data, mode="overwrite", predicate=predicate, partition_by=["checkpoint"],
+                schema_mode="merge",
+            )  # fmt: skip
+        else:
+            write_deltalake(str(path), data, mode="append", partition_by=["checkpoint"])
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    commit_with_retries(path, write)
 
 
 class ResultsStore:
@@ -72,26 +114,17 @@ class ResultsStore:
             raise ValueError(f"{table!r} is not replaced per partition")
         if set(frame["checkpoint"].unique().to_list()) - {checkpoint} or set(frame["suite"].unique().to_list()) - {suite}:
             raise ValueError(f"rows for {table} must all belong to checkpoint {checkpoint!r}, suite {suite!r}")
-        path = self.table_path(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if DeltaTable.is_deltatable(str(path)):
-            write_deltalake(
-                str(path),
-                frame.to_arrow(),
-                mode="overwrite",
-                predicate=f"checkpoint = {_quote(checkpoint)} AND suite = {_quote(suite)}",
-                partition_by=["checkpoint"],
-                schema_mode="merge",
-            )
-        else:
-            write_deltalake(str(path), frame.to_arrow(), mode="append", partition_by=["checkpoint"])
+        replace_rows(self.table_path(table), frame, f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)}")
 
     def append(self, table: str, frame: pl.DataFrame) -> None:
         if table not in APPEND_TABLES:
             raise ValueError(f"{table!r} is not append-only")
         path = self.table_path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(path), frame.to_arrow(), mode="append", partition_by=["checkpoint"], schema_mode="merge")
+        data = frame.to_arrow()
+        commit_with_retries(
+            path, lambda: write_deltalake(str(path), data, mode="append", partition_by=["checkpoint"], schema_mode="merge")
+        )
 
     def record_decision(
         self,

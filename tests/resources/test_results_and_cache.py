@@ -238,3 +238,33 @@ def test_a_new_column_merges_into_an_existing_table(tmp_path: Path) -> None:
     store.replace("scores", wider, checkpoint="b", suite="s1")
     table = store.read("scores").sort("checkpoint")
     assert table["details"].to_list() == [None, "x"]
+
+
+def _replace_scores(root: str, checkpoint: str, rounds: int) -> None:
+    from resources.results_store import ResultsStore as Store
+
+    store = Store(Path(root))
+    for value in range(rounds):
+        store.replace("scores", _frame(checkpoint, "s1", [value]), checkpoint=checkpoint, suite="s1")
+        store.record_decision(
+            checkpoint=checkpoint, suite="s1", rule="r", outcome="pass", blocking=False, reason="x",
+            policy_version=1, policy_hash="p", run_id=f"{checkpoint}-{value}",
+        )
+
+
+def test_concurrent_processes_writing_one_home_lose_nothing(tmp_path: Path) -> None:
+    """Three processes (two `evalgate evaluate` runs and the daemon, say) race to create and write the same
+    tables: every write lands, each (checkpoint, suite) holds its last rows, the append-only history all rows."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_replace_scores, args=(str(tmp_path), name, 4)) for name in ("a", "b", "c")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=300)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0]
+    store = ResultsStore(tmp_path)
+    assert sorted(store.read("scores").select("checkpoint", "v").rows()) == [("a", 3), ("b", 3), ("c", 3)]
+    decisions = store.read("gate_decisions")
+    assert decisions.height == 12 and decisions["run_id"].n_unique() == 12
