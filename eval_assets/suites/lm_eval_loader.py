@@ -39,6 +39,7 @@ from eval_assets.datapkgs import file_sha256
 from eval_assets.kinds._errors import SpecFieldError
 from eval_assets.kinds._registry import register_loader
 from eval_assets.kinds._types import LoadContext, Loader
+from eval_assets.patterns import check_capture_pattern
 from eval_assets.suites.files import DataFile, DataFileError, resolve
 from eval_assets.suites.items import GenerationItem, Item, LikelihoodItem
 
@@ -79,8 +80,7 @@ class LmEvalOptions(BaseModel):
     @field_validator("gold_pattern")
     @classmethod
     def _one_group(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+        return check_capture_pattern(value, "the reference answer")
         try:
             compiled = re.compile(value)
         except re.error as exc:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from eval_assets.kinds._registry import register_scorer
 from eval_assets.kinds._types import GenerationOutput, ItemScore, Scorer, ScorerEntry
 from eval_assets.kinds.scorers.answers import extract_answer, parse_number, regex_capture
+from eval_assets.patterns import check_capture_pattern
 from eval_assets.suites.items import GenerationItem
 
 
@@ -27,8 +28,7 @@ class NumericParams(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _one_group(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+        return check_capture_pattern(value, "the number, e.g. 'answer is (\\S+)'")
         try:
             compiled = re.compile(value)
         except re.error as exc:
