@@ -125,7 +125,13 @@ def ensure_loadable_dir(ref: CheckpointRef, cache_dir: Path) -> Path:
         model.load_state_dict(dequantized.state_dict())
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # another process (a concurrent `evalgate evaluate`, the daemon) converted the same weights first:
+            # the conversion is deterministic, so its copy serves as well as ours
+            if not (target / "config.json").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
