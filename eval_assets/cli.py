@@ -287,8 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """Dagster's Beta/Preview notices about APIs we chose deliberately (partitioned checks, data versions on
+    outputs) are for us, pinned at 1.13.27 and tested, not for the user's console."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_library_warnings()
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -172,12 +172,20 @@ class TransformersBackend:
         if self._lm is None:
             from lm_eval.models.huggingface import HFLM
 
-            self._lm = HFLM(
-                pretrained=self.model,
-                tokenizer=self.tokenizer,
-                batch_size=self.batch_size,
-                device=self.device,
-            )
+            # HFLM warns twice that it was handed a loaded model instead of a name: that is how we use it (the
+            # model is loaded once, by us). Those two lines are not for the user's console.
+            harness_log = logging.getLogger("lm_eval.models.huggingface")
+            level = harness_log.level
+            harness_log.setLevel(logging.ERROR)
+            try:
+                self._lm = HFLM(
+                    pretrained=self.model,
+                    tokenizer=self.tokenizer,
+                    batch_size=self.batch_size,
+                    device=self.device,
+                )
+            finally:
+                harness_log.setLevel(level)
         return self._lm
 
     def loglikelihood(
