@@ -13,11 +13,11 @@ from eval_assets.gate import ROLLBACK, OverrideStatus
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any, set[str]]:
     from eval_assets.cli import _home_resource, _policy
-    from eval_assets.gate import registered_rules
+    from eval_assets.gate import overridable_rules
 
     home = _home_resource(args)
     policy = _policy(args)
-    return home, policy, set(registered_rules()) | {ROLLBACK}
+    return home, policy, overridable_rules()
 
 
 def _validate(args: argparse.Namespace, checkpoint: str, file: Path) -> OverrideStatus:

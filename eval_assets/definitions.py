@@ -10,7 +10,7 @@ from eval_assets.defs.alerts import build_alerts_sensor
 from eval_assets.defs.checkpoint_assets import checkpoint_manifest
 from eval_assets.defs.comparison_assets import build_comparison_asset, production_asset
 from eval_assets.defs.gate_checks import build_rule_check
-from eval_assets.defs.promotion import build_promotion_asset
+from eval_assets.defs.promotion import build_promotion_asset, expected_checks
 from eval_assets.defs.sensors import checkpoint_inbox
 from eval_assets.defs.suite_assets import build_suite_assets
 from eval_assets.gate import GatePolicy, load_gate_policy, policy_path_from_env, registered_rules
@@ -38,14 +38,10 @@ def build_definitions(
         assets.extend(build_suite_assets(specs[name], policy, profile=suite_settings.profile))
         assets.append(build_comparison_asset(specs[name], policy, profile=suite_settings.profile))
     code_versions = {key: version for a in assets for key, version in a.code_versions_by_key.items() if version}
-    kinds = {name: specs[name].kind for name in suites}
-    checks = [
-        build_rule_check(rule, name, policy, code_versions[dg.AssetKey([rule.target, name])])
-        for rule in registered_rules().values()
-        for name in suites
-        if rule.applies_to(kinds[name])
-    ]
-    assets.append(build_promotion_asset(kinds, policy, code_versions))
+    # one list of (rule, suite) checks: the definitions carry them, and promotion requires exactly them
+    expected = expected_checks({name: specs[name].kind for name in suites}, code_versions, registered_rules())
+    checks = [build_rule_check(e.rule, e.suite, policy, e.code_version) for e in expected]
+    assets.append(build_promotion_asset(expected, policy))
     return dg.Definitions(
         assets=[*assets, production_asset],
         asset_checks=checks,

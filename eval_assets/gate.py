@@ -99,6 +99,11 @@ def registered_rules() -> dict[str, GateRule]:
     return dict(_RULES)
 
 
+def overridable_rules() -> set[str]:
+    """What an override record may name: every registered rule, and :data:`ROLLBACK`."""
+    return set(registered_rules()) | {ROLLBACK}
+
+
 class OverridePolicy(_Strict):
     require_committed: bool = Field(
         default=True, description="an override file counts only when committed, unmodified, in a git repository"

@@ -33,6 +33,8 @@ def gate_design(policy: GatePolicy, first_n: int, available: int, *, grow: bool)
 class GrowthResult:
     verdict: SequentialVerdict  # the deciding look (or the final one)
     looks: tuple[SequentialVerdict, ...]  # every look taken, in order
+    cand: np.ndarray  # the paired per-item scores of the deciding look
+    prod: np.ndarray
 
 
 def decide_sequentially(
@@ -54,4 +56,4 @@ def decide_sequentially(
         progress(f"look {look}/{design.looks} at {n} items: {verdict.outcome}")
         if verdict.outcome != "continue":
             break
-    return GrowthResult(verdict=looks[-1], looks=tuple(looks))
+    return GrowthResult(verdict=looks[-1], looks=tuple(looks), cand=cand, prod=prod)

@@ -76,9 +76,9 @@ def _production_scores(
     """Production's item scores on ``suite``, refused unless made by production's weights under this version
     (its latest scores, else those it kept for this profile)."""
     kept = by_profile.read("scores_by_profile", checkpoint=production, suite=suite, profile=profile)
-    if kept.height and kept.row(0, named=True)["suite_code_version"] == version:
+    if kept.height:
         row = kept.row(0, named=True)
-        if row["model_hash"] == model_hash:
+        if row["suite_code_version"] == version and row["model_hash"] == model_hash:
             items = by_profile.read("item_scores_by_profile", checkpoint=production, suite=suite, profile=profile)
             return items.drop("profile", "suite_code_version")
     summary = results.read("scores", checkpoint=production, suite=suite)
@@ -112,13 +112,12 @@ def grow_comparison(
         return first, {}
     rule = policy.section("no_regression_vs_production").for_suite(suite)
     design = gate_design(policy, first.n, available, grow=True)
-    inconclusive = "block" if rule.critical or rule.inconclusive == "block" else "warn"
+    inconclusive = "block" if rule.blocks_when_inconclusive else "warn"
     grown = decide_sequentially(
         design, scores_at, margin=rule.margin, inconclusive=inconclusive, power=policy.power,
         progress=lambda line: log(f"{suite}: {line}"),
     )  # fmt: skip
-    verdict = grown.verdict
-    cand, prod = scores_at(verdict.n)
+    verdict, cand, prod = grown.verdict, grown.cand, grown.prod
     test = stats.mcnemar(cand.astype(bool), prod.astype(bool))
     result = replace(
         first, n=verdict.n, candidate_accuracy=float(cand.mean()), production_accuracy=float(prod.mean()),

@@ -20,14 +20,13 @@ from eval_assets.defs.gate_checks import ensure_policy_consistent
 from eval_assets.defs.partitions import checkpoints
 from eval_assets.event_log import latest_check_evaluation
 from eval_assets.gate import (
-    ROLLBACK,
     CheckStatus,
     GatePolicy,
     GateRule,
     ProductionRef,
     PromotionDecision,
     decide_promotion,
-    registered_rules,
+    overridable_rules,
 )
 from eval_assets.overrides import override_path, validate_override
 from resources.evalgate import EvalgateHome
@@ -104,12 +103,13 @@ def report_production_move(instance: dg.DagsterInstance, head: ProductionHead) -
 
 
 def expected_checks(
-    suites: Mapping[str, str], code_versions: Mapping[dg.AssetKey, str], rules: Sequence[GateRule]
+    suites: Mapping[str, str], code_versions: Mapping[dg.AssetKey, str], rules: Mapping[str, GateRule]
 ) -> list[ExpectedCheck]:
-    """Every (rule, suite) check that applies, given each suite's kind."""
+    """Every (rule, suite) check that applies, given each suite's kind (``suites``: name -> kind) and the code
+    version of every asset a rule targets."""
     expected = []
     for suite, kind in sorted(suites.items()):
-        for rule in rules:
+        for rule in rules.values():
             if rule.applies_to(kind):
                 asset = dg.AssetKey([rule.target, suite])
                 expected.append(
@@ -168,13 +168,9 @@ def decide_and_move(
     return decision, moved
 
 
-def build_promotion_asset(
-    suites: Mapping[str, str], policy: GatePolicy, code_versions: Mapping[dg.AssetKey, str]
-) -> dg.AssetsDefinition:
-    """``suites``: suite name -> kind; ``code_versions``: the code version of every asset a rule targets."""
-    rules = list(registered_rules().values())
-    expected = expected_checks(suites, code_versions, rules)
-    known_rules = {rule.name for rule in rules} | {ROLLBACK}
+def build_promotion_asset(expected: Sequence[ExpectedCheck], policy: GatePolicy) -> dg.AssetsDefinition:
+    """Promotion over the ``expected`` checks (see :func:`expected_checks`)."""
+    known_rules = overridable_rules()
     deps = sorted({check.key.asset_key for check in expected}, key=lambda key: key.to_user_string())
 
     @dg.asset(

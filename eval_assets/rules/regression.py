@@ -29,6 +29,10 @@ class RegressionRule(_Strict):
     inconclusive: Literal["warn", "block"] = "warn"
     critical: bool = Field(default=False, description="inconclusive on the full suite blocks")
 
+    @property
+    def blocks_when_inconclusive(self) -> bool:
+        return self.critical or self.inconclusive == "block"
+
 
 class RegressionPolicy(RegressionRule):
     suites: dict[str, RegressionRule] = {}
@@ -49,7 +53,7 @@ def describe(section: RegressionPolicy, policy: GatePolicy, suite: str) -> str:
     """How the rule uses the CI for ``suite``, in words, for the check's description and metadata."""
     rule = section.for_suite(suite)
     method = "Newcombe paired-score" if policy.ci_method == "newcombe" else "paired percentile-bootstrap"
-    inconclusive = "block" if rule.critical else rule.inconclusive
+    inconclusive = "block" if rule.blocks_when_inconclusive else "warn"
     return CI_USAGE.format(conf=policy.confidence, method=method, margin=rule.margin, inconclusive=inconclusive)
 
 
@@ -114,7 +118,7 @@ def evaluate(section: RegressionPolicy, comparison: Mapping[str, Any], policy: G
         return verdict("fail", True, f"regression beyond the {rule.margin:.1%} margin: {interval}")
     if comparison["low"] >= threshold:
         return verdict("pass", False, f"no regression beyond {rule.margin:.1%}: {interval}")
-    blocks = rule.critical or rule.inconclusive == "block"
+    blocks = rule.blocks_when_inconclusive
     if comparison.get("sequential_reason"):
         return verdict("inconclusive", blocks, str(comparison["sequential_reason"]))
     note = _power_note(comparison, rule.margin, policy)
