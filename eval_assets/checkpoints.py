@@ -92,7 +92,9 @@ class CheckpointManifest(BaseModel):
         refused for a manifest registered before config hashing."""
         if self.config_hash is None:
             raise CheckpointError(legacy_message(self))
-        return KeyHashes(model_hash=self.model_hash, tokenizer_hash=self.tokenizer_hash, config_hash=self.config_hash)
+        return KeyHashes(
+            model_hash=self.model_hash, tokenizer_hash=self.tokenizer_hash, config_hash=self.config_hash
+        )
 
 
 def legacy_message(manifest: CheckpointManifest) -> str:
@@ -136,7 +138,9 @@ def check_gguf(path: Path) -> None:
 
     try:
         reader = GGUFReader(path, "r")
-        fields = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+        fields = {
+            name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")
+        }
         table = [(t.name, int(t.data_offset), int(t.n_bytes)) for t in reader.tensors]
     except Exception as exc:  # the reader fails with ValueError, IndexError, struct.error ... on damage
         raise _refuse(path, f"the GGUF metadata or tensor table cannot be read ({type(exc).__name__}: {exc}); "
@@ -163,7 +167,9 @@ def check_safetensors(path: Path) -> None:
         prefix = handle.read(8)
         length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
         if length < 2 or length > min(size - 8, SAFETENSORS_MAX_HEADER):
-            raise _refuse(path, f"not a safetensors file, or truncated (header length {length}, file {size} bytes)")
+            raise _refuse(
+                path, f"not a safetensors file, or truncated (header length {length}, file {size} bytes)"
+            )
         raw = handle.read(length)
     try:
         header = json.loads(raw)
@@ -202,7 +208,9 @@ def check_torch_zip(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise _refuse(path, f"the torch archive cannot be read ({exc}); the file is truncated or corrupt") from None
+        raise _refuse(
+            path, f"the torch archive cannot be read ({exc}); the file is truncated or corrupt"
+        ) from None
 
 
 def _check_json(path: Path) -> None:
@@ -339,7 +347,9 @@ def parse_inbox_entry(file: Path) -> InboxEntry:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise CheckpointError(f"{file}: cannot read checkpoint manifest: {exc}") from exc
-    return parse_yaml_model(InboxEntry, text, source=str(file), what="checkpoint manifest", error=CheckpointError)
+    return parse_yaml_model(
+        InboxEntry, text, source=str(file), what="checkpoint manifest", error=CheckpointError
+    )
 
 
 def manifest_from_inbox(file: Path) -> CheckpointManifest:

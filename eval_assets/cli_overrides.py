@@ -26,7 +26,11 @@ def _validate(args: argparse.Namespace, checkpoint: str, file: Path) -> Override
     home, policy, known = _context(args)
     manifest = home.registry().get(checkpoint)
     return validate_override(
-        file, checkpoint=checkpoint, model_hash=manifest.model_hash, policy=policy.overrides, known_rules=known
+        file,
+        checkpoint=checkpoint,
+        model_hash=manifest.model_hash,
+        policy=policy.overrides,
+        known_rules=known,
     )
 
 
@@ -45,9 +49,15 @@ def cmd_override_new(args: argparse.Namespace) -> int:
         created_at=date.today().isoformat(),
     )  # fmt: skip
     file = write_override(home.overrides(), record)
-    print(f"wrote {file}: lifts {list(record.rules)} for {manifest.name} ({manifest.model_hash}) until {record.expires}")
+    print(
+        f"wrote {file}: lifts {list(record.rules)} for {manifest.name} ({manifest.model_hash}) until {record.expires}"
+    )
     if policy.overrides.require_committed:
-        print("commit it through the reviewed pull request, then `evalgate override apply " + manifest.name + "`")
+        print(
+            "commit it through the reviewed pull request, then `evalgate override apply "
+            + manifest.name
+            + "`"
+        )
     return 0
 
 
@@ -55,7 +65,11 @@ def cmd_override_check(args: argparse.Namespace) -> int:
     from eval_assets.overrides import override_path
 
     home, _policy, _known = _context(args)
-    file = Path(args.target) if args.target.endswith((".yaml", ".yml")) else override_path(home.overrides(), args.target)
+    file = (
+        Path(args.target)
+        if args.target.endswith((".yaml", ".yml"))
+        else override_path(home.overrides(), args.target)
+    )
     checkpoint = file.stem
     status = _validate(args, checkpoint, file)
     if status.valid:
@@ -108,15 +122,23 @@ def cmd_override_apply(args: argparse.Namespace) -> int:
 
 
 def add_override_commands(sub: Any) -> None:
-    override = sub.add_parser("override", help="override records: the one way besides the gate to move production")
+    override = sub.add_parser(
+        "override", help="override records: the one way besides the gate to move production"
+    )
     commands = override.add_subparsers(dest="override_command", required=True)
-    new = commands.add_parser("new", help="write overrides/<checkpoint>.yaml (commit it through a reviewed PR)")
+    new = commands.add_parser(
+        "new", help="write overrides/<checkpoint>.yaml (commit it through a reviewed PR)"
+    )
     new.add_argument("checkpoint")
-    new.add_argument("--rule", action="append", required=True, help=f"a gate rule it lifts (repeat), or {ROLLBACK}")
+    new.add_argument(
+        "--rule", action="append", required=True, help=f"a gate rule it lifts (repeat), or {ROLLBACK}"
+    )
     new.add_argument("--justification", required=True)
     new.add_argument("--pr", required=True, help="the pull request's URL")
     new.add_argument("--approver", required=True)
-    new.add_argument("--expires", required=True, help="YYYY-MM-DD (at most the policy's overrides.max_days away)")
+    new.add_argument(
+        "--expires", required=True, help="YYYY-MM-DD (at most the policy's overrides.max_days away)"
+    )
     new.set_defaults(func=cmd_override_new)
     check = commands.add_parser("check", help="validate a record: schema, weights, expiry, committed")
     check.add_argument("target", help="a checkpoint name or an override file")

@@ -109,7 +109,10 @@ def cmd_suites_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
     print(_table(rows), file=out)
     directory = resolve_suites_dir(getattr(args, "suites_dir", None))
-    print(f"\nuser suites: {directory if directory else f'none (set --suites-dir or ${SUITES_DIR_ENV})'}", file=out)
+    print(
+        f"\nuser suites: {directory if directory else f'none (set --suites-dir or ${SUITES_DIR_ENV})'}",
+        file=out,
+    )
     for problem in problems:
         print(f"evalgate: error: {problem}", file=sys.stderr)
     return 2 if problems else 0
@@ -126,7 +129,8 @@ def render_example(item: Item) -> str:
     """One item as the model sees it, for people."""
     if isinstance(item, LikelihoodItem):
         choices = "\n".join(
-            f"  {'*' if i == item.gold else ' '} [{i}] {continuation!r}" for i, continuation in enumerate(item.continuations)
+            f"  {'*' if i == item.gold else ' '} [{i}] {continuation!r}"
+            for i, continuation in enumerate(item.continuations)
         )
         return (
             f"item {item.item_id} (likelihood: the most likely continuation is the answer; * = gold)\n"
@@ -134,7 +138,8 @@ def render_example(item: Item) -> str:
             f"continuations:\n{choices}"
         )
     messages = "\n".join(
-        f"  [{role}]\n{textwrap.indent(_shown(content), '  | ', lambda _line: True)}" for role, content in item.messages
+        f"  [{role}]\n{textwrap.indent(_shown(content), '  | ', lambda _line: True)}"
+        for role, content in item.messages
     )
     return f"item {item.item_id} (generation)\nmessages:\n{messages}\ngold: {item.gold!r}"
 
@@ -172,7 +177,9 @@ def check_spec(path: Path, data_root: Path) -> tuple[SuiteSpec, list[Item]]:
                 "`replaces_builtin: true` to evaluate this spec instead of the built-in one"
             )
         if spec.replaces_builtin and spec.name not in builtin:
-            raise SuiteSpecError(f"{path}: field `replaces_builtin`: there is no built-in suite {spec.name!r}")
+            raise SuiteSpecError(
+                f"{path}: field `replaces_builtin`: there is no built-in suite {spec.name!r}"
+            )
     items = load_all_items(spec, data_root)
     _check_golds(spec, items)
     return spec, items
@@ -192,7 +199,10 @@ def cmd_suites_check(args: argparse.Namespace, out: TextIO | None = None) -> int
         print(f"evalgate: error: {one_line(exc)}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{p} {_count(spec, p, len(items))}" for p in spec.profiles)
-    print(f"{path}: ok: suite {spec.name} v{spec.version} ({spec.kind}, loader {spec.loader}, metric {spec.metric})", file=out)
+    print(
+        f"{path}: ok: suite {spec.name} v{spec.version} ({spec.kind}, loader {spec.loader}, metric {spec.metric})",
+        file=out,
+    )
     print(f"items: {len(items)} in all; per profile: {counts}", file=out)
     print(f"\nfirst {first_profile} item, rendered:\n{render_example(example)}", file=out)
     return 0
@@ -213,7 +223,9 @@ def add_suites_commands(sub: argparse._SubParsersAction) -> None:
         help="the data packages (default $EVALGATE_DATA_DIR or ~/.cache/evalgate/data)",
     )
     inner = suites.add_subparsers(dest="suites_command", required=True)
-    listing = inner.add_parser("list", help="name, kind, version, items per profile and source of every suite")
+    listing = inner.add_parser(
+        "list", help="name, kind, version, items per profile and source of every suite"
+    )
     listing.add_argument("--no-count", action="store_true", help="do not load the data to count items")
     listing.set_defaults(func=cmd_suites_list)
     check = inner.add_parser("check", help="validate a suite spec and its data; show one rendered item")

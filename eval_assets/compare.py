@@ -93,5 +93,6 @@ def compare(
         mcnemar_p=test.p_value,
         mcnemar_method=test.method,
         minimum_detectable_effect=_minimum_detectable_effect(n, test.b + test.c, policy),
-        production_model_hash=production_model_hash, candidate_model_hash=candidate_model_hash,
+        production_model_hash=production_model_hash,
+        candidate_model_hash=candidate_model_hash,
     )

@@ -135,7 +135,9 @@ def _missing_message(what: str, root: Path) -> str:
 def _verified_path(relpath: str, root: Path | None, kind: str) -> Path:
     root = root or data_dir()
     pins, exists, digest = (
-        (PINNED_FILES, Path.is_file, file_sha256) if kind == "file" else (PINNED_TREES, Path.is_dir, tree_sha256)
+        (PINNED_FILES, Path.is_file, file_sha256)
+        if kind == "file"
+        else (PINNED_TREES, Path.is_dir, tree_sha256)
     )
     expected = pins.get(relpath)
     if expected is None:

@@ -37,7 +37,9 @@ def build_definitions(
     for name in suites:
         assets.extend(build_suite_assets(specs[name], policy, profile=suite_settings.profile))
         assets.append(build_comparison_asset(specs[name], policy, profile=suite_settings.profile))
-    code_versions = {key: version for a in assets for key, version in a.code_versions_by_key.items() if version}
+    code_versions = {
+        key: version for a in assets for key, version in a.code_versions_by_key.items() if version
+    }
     # one list of (rule, suite) checks: the definitions carry them, and promotion requires exactly them
     expected = expected_checks({name: specs[name].kind for name in suites}, code_versions, registered_rules())
     checks = [build_rule_check(e.rule, e.suite, policy, e.code_version) for e in expected]

@@ -38,7 +38,8 @@ def make_damaged_checkpoint(base_gguf: Path, model_cache: Path, target: Path) ->
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = ensure_loadable_dir(
-        CheckpointRef(name="base", path=base_gguf, format="gguf", model_hash=model_hash(base_gguf)), model_cache
+        CheckpointRef(name="base", path=base_gguf, format="gguf", model_hash=model_hash(base_gguf)),
+        model_cache,
     )
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
@@ -68,7 +69,9 @@ def demo_verdict(results: ResultsStore, head: ProductionHead | None, baseline: s
     decisions = results.read("gate_decisions", checkpoint=damaged)
     if decisions.height == 0:
         return f"no gate decision was recorded for {damaged}"
-    failed = decisions.filter(pl.col("blocking") & (pl.col("rule") != "promotion") & (pl.col("outcome") == "fail"))
+    failed = decisions.filter(
+        pl.col("blocking") & (pl.col("rule") != "promotion") & (pl.col("outcome") == "fail")
+    )
     if failed.height == 0:
         return f"{damaged} was not blocked by any rule"
     reason = str(failed["reason"][0])

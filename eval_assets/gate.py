@@ -106,7 +106,8 @@ def overridable_rules() -> set[str]:
 
 class OverridePolicy(_Strict):
     require_committed: bool = Field(
-        default=True, description="an override file counts only when committed, unmodified, in a git repository"
+        default=True,
+        description="an override file counts only when committed, unmodified, in a git repository",
     )
     max_days: int = Field(default=30, gt=0, description="the longest an override may stay valid")
 
@@ -122,7 +123,9 @@ class SequentialPolicy(_Strict):
     @model_validator(mode="after")
     def _increasing(self) -> SequentialPolicy:
         if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)) or self.stages[0] < 1:
-            raise ValueError(f"`stages` must be strictly increasing positive item counts, got {list(self.stages)}")
+            raise ValueError(
+                f"`stages` must be strictly increasing positive item counts, got {list(self.stages)}"
+            )
         return self
 
 
@@ -313,11 +316,18 @@ def evidence_problems(status: CheckStatus, production: ProductionRef, policy_has
             f"{status.expected_code_version}; re-materialize it"
         )
     if status.policy_hash != policy_hash:
-        problems.append(f"{where} was decided under policy {status.policy_hash}, the policy is now {policy_hash}")
+        problems.append(
+            f"{where} was decided under policy {status.policy_hash}, the policy is now {policy_hash}"
+        )
     if status.compares_to_production:
         if status.outcome == "no_production":
-            problems.append(f"{where} compared against no production, but production is {production.checkpoint}")
-        elif (status.production, status.production_model_hash) != (production.checkpoint, production.model_hash):
+            problems.append(
+                f"{where} compared against no production, but production is {production.checkpoint}"
+            )
+        elif (status.production, status.production_model_hash) != (
+            production.checkpoint,
+            production.model_hash,
+        ):
             problems.append(
                 f"{where} compared against {status.production} ({status.production_model_hash}), but production "
                 f"is now {production.checkpoint} ({production.model_hash}); the comparison must be re-run"
@@ -337,7 +347,9 @@ def decide_promotion(
     """Promote only on complete, current evidence against the current production; see the module doc."""
     statuses = tuple(checks)
     if not checks:
-        return PromotionDecision("blocked", "no gate check applies to this checkpoint: nothing to decide on", statuses)
+        return PromotionDecision(
+            "blocked", "no gate check applies to this checkpoint: nothing to decide on", statuses
+        )
     if production is None:
         return PromotionDecision(
             "awaiting_baseline",
@@ -372,7 +384,9 @@ def decide_promotion(
     uncovered = sorted(lifted - override.rules)
     if uncovered:
         return PromotionDecision(
-            "blocked", "; ".join(failures) + f"; override {override.path} does not cover {uncovered}", statuses
+            "blocked",
+            "; ".join(failures) + f"; override {override.path} does not cover {uncovered}",
+            statuses,
         )
     return PromotionDecision(
         "promoted", f"promoted by override {override.authority} over: " + "; ".join(failures), statuses,

@@ -26,7 +26,9 @@ def gate_design(policy: GatePolicy, first_n: int, available: int, *, grow: bool)
     if not grow or first_n >= cap:
         return SequentialDesign.fixed(first_n, alpha_block=alpha, alpha_pass=alpha)
     stages = (first_n, *(s for s in policy.sequential.stages if first_n < s < cap), cap)
-    return SequentialDesign(stages=stages, alpha_block=alpha, alpha_pass=alpha, spending=policy.sequential.spending)
+    return SequentialDesign(
+        stages=stages, alpha_block=alpha, alpha_pass=alpha, spending=policy.sequential.spending
+    )
 
 
 @dataclass(frozen=True)

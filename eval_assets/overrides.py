@@ -65,7 +65,9 @@ def load_override(file: Path) -> OverrideRecord:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise OverrideError(f"{file}: cannot read the override record ({exc})") from exc
-    return parse_yaml_model(OverrideRecord, text, source=str(file), what="override record", error=OverrideError)
+    return parse_yaml_model(
+        OverrideRecord, text, source=str(file), what="override record", error=OverrideError
+    )
 
 
 def write_override(directory: Path, record: OverrideRecord) -> Path:
@@ -85,6 +87,7 @@ def write_override(directory: Path, record: OverrideRecord) -> Path:
 
 def git_commit_of(file: Path) -> tuple[str | None, str]:
     """(commit, problem): the last commit of ``file`` when it is tracked and unmodified in its git work tree."""
+
     def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["git", "-C", str(file.parent), *args], capture_output=True, text=True, timeout=30, check=False
@@ -95,7 +98,10 @@ def git_commit_of(file: Path) -> tuple[str | None, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"cannot run git to check that it is committed ({exc})"
     if inside.returncode != 0 or inside.stdout.strip() != "true":
-        return None, f"{file.parent} is not in a git repository: commit override records through a reviewed change"
+        return (
+            None,
+            f"{file.parent} is not in a git repository: commit override records through a reviewed change",
+        )
     if git("ls-files", "--error-unmatch", file.name).returncode != 0:
         return None, "it is not committed (git add + commit it through a reviewed pull request)"
     if git("diff", "--quiet", "HEAD", "--", file.name).returncode != 0:
@@ -131,7 +137,9 @@ def validate_override(
     if record.expires < today:
         problems.append(f"it expired on {record.expires.isoformat()}")
     if record.expires > today + timedelta(days=policy.max_days):
-        problems.append(f"it expires {record.expires.isoformat()}, more than {policy.max_days} days away (policy)")
+        problems.append(
+            f"it expires {record.expires.isoformat()}, more than {policy.max_days} days away (policy)"
+        )
     unknown = sorted(set(record.rules) - known_rules)
     if unknown:
         problems.append(f"it names unknown rule(s) {unknown}; the rules are {sorted(known_rules)}")
@@ -142,4 +150,6 @@ def validate_override(
         if problem:
             problems.append(problem)
     authority = f"{file} sha256:{digest}" + (f" commit {commit}" if commit else "")
-    return OverrideStatus(path=str(file), authority=authority, rules=frozenset(record.rules), problems=tuple(problems))
+    return OverrideStatus(
+        path=str(file), authority=authority, rules=frozenset(record.rules), problems=tuple(problems)
+    )

@@ -56,9 +56,7 @@ def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, st
                 "gate": verdict,
             }
         )
-    promotion = (
-        decisions.filter(pl.col("rule") == "promotion").to_dicts() if decisions.height else []
-    )
+    promotion = decisions.filter(pl.col("rule") == "promotion").to_dicts() if decisions.height else []
     if promotion:
         rows.append(
             {
@@ -123,7 +121,9 @@ def format_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join([line, rule, *body])
 
 
-def render_report(results: ResultsStore, checkpoints: Sequence[str], head: ProductionHead | None = None) -> str:
+def render_report(
+    results: ResultsStore, checkpoints: Sequence[str], head: ProductionHead | None = None
+) -> str:
     rows = [row for name in checkpoints for row in checkpoint_rows(results, name)]
     why = [line for name in checkpoints for line in reasons(results, name)]
     text = production_line(head) + "\n\n" + format_table(rows)

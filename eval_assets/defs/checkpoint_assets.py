@@ -1,7 +1,6 @@
 """``checkpoint_manifest``: what a checkpoint partition is, re-verified against its weights, tokenizer and
 config."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -24,7 +23,9 @@ MANIFEST_VERSION = "2"
     description="The registered checkpoint: content hashes of its weights, tokenizer and config, format, "
     "backend, source; re-verified against the files on every materialization.",
 )
-def checkpoint_manifest(context: dg.AssetExecutionContext, evalgate: EvalgateHome) -> dg.Output[dict[str, Any]]:
+def checkpoint_manifest(
+    context: dg.AssetExecutionContext, evalgate: EvalgateHome
+) -> dg.Output[dict[str, Any]]:
     manifest = evalgate.registry().get(context.partition_key)
     verify_manifest(manifest)
     value = manifest.model_dump(mode="json")

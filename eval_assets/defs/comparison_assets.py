@@ -1,7 +1,6 @@
 """``comparison/<suite>``: a candidate's item scores against the current production's, with the production it
 was made against recorded (checkpoint and model hash), so the gate can refuse stale evidence."""
 
-
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,7 +13,7 @@ from eval_assets import stats
 from eval_assets.compare import compare
 from eval_assets.defs.automation import evaluate_when_new_or_changed
 from eval_assets.defs.growth_source import GrowthSource, can_grow
-from eval_assets.defs.partitions import checkpoints
+from eval_assets.defs.partitions import PRODUCTION, checkpoints
 from eval_assets.gate import Comparison, GatePolicy
 from eval_assets.growth import ScoresAt, decide_sequentially, gate_design
 from eval_assets.hashing import hash_value
@@ -58,8 +57,6 @@ COMPARISON_SCHEMA = pl.Schema(
 
 #: The production pointer as an asset: every move is reported as a materialization of it, so the comparisons of
 #: every other checkpoint show as stale in the UI and automation re-runs them (and only them) against it.
-PRODUCTION = dg.AssetKey("production")
-
 production_asset = dg.AssetSpec(
     PRODUCTION,
     group_name="gate",
@@ -70,7 +67,12 @@ production_asset = dg.AssetSpec(
 
 
 def _production_scores(
-    results: ResultsStore, suite: str, version: str, production: str, model_hash: str, by_profile: ProfileResults,
+    results: ResultsStore,
+    suite: str,
+    version: str,
+    production: str,
+    model_hash: str,
+    by_profile: ProfileResults,
     profile: str,
 ) -> pl.DataFrame:
     """Production's item scores on ``suite``, refused unless made by production's weights under this version
@@ -79,7 +81,9 @@ def _production_scores(
     if kept.height:
         row = kept.row(0, named=True)
         if row["suite_code_version"] == version and row["model_hash"] == model_hash:
-            items = by_profile.read("item_scores_by_profile", checkpoint=production, suite=suite, profile=profile)
+            items = by_profile.read(
+                "item_scores_by_profile", checkpoint=production, suite=suite, profile=profile
+            )
             return items.drop("profile", "suite_code_version")
     summary = results.read("scores", checkpoint=production, suite=suite)
     if summary.height == 0:
@@ -103,7 +107,12 @@ def _production_scores(
 
 
 def grow_comparison(
-    first: Comparison, policy: GatePolicy, suite: str, available: int, scores_at: ScoresAt, log: Callable[[str], None]
+    first: Comparison,
+    policy: GatePolicy,
+    suite: str,
+    available: int,
+    scores_at: ScoresAt,
+    log: Callable[[str], None],
 ) -> tuple[Comparison, dict[str, Any]]:
     """Re-decide ``first`` (a binary comparison on the profile's items) under the planned group-sequential
     design, growing both checkpoints' samples until a look decides. The comparison is then the deciding look's:
@@ -199,7 +208,9 @@ def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy, *, profile: str)
             "looks": sequential.get("looks"), "design": sequential.get("design"),
             "sequential_reason": sequential.get("reason"),
         }  # fmt: skip
-        results.replace("comparisons", pl.DataFrame([row], schema=COMPARISON_SCHEMA), checkpoint=checkpoint, suite=suite)
+        results.replace(
+            "comparisons", pl.DataFrame([row], schema=COMPARISON_SCHEMA), checkpoint=checkpoint, suite=suite
+        )
         return dg.Output(
             row,
             data_version=dg.DataVersion(hash_value(row)[:32]),

@@ -2,7 +2,6 @@
 the decisions they record. A check carries its evidence in its metadata (the target's code version, the policy
 hash, the production it was compared against), which ``promotion`` re-reads and matches."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -33,7 +32,9 @@ def record_verdict(
     )  # fmt: skip
 
 
-def build_rule_check(rule: GateRule, suite: str, policy: GatePolicy, code_version: str) -> dg.AssetChecksDefinition:
+def build_rule_check(
+    rule: GateRule, suite: str, policy: GatePolicy, code_version: str
+) -> dg.AssetChecksDefinition:
     """The blocking check that carries ``rule`` on ``<rule.target>/<suite>``; ``code_version`` is the target
     asset's, recorded so that promotion can tell a verdict on an older version of the asset."""
     section = policy.section(rule.name)
@@ -46,12 +47,16 @@ def build_rule_check(rule: GateRule, suite: str, policy: GatePolicy, code_versio
         partitions_def=checkpoints,
         description=usage,
     )
-    def check(context: dg.AssetCheckExecutionContext, value: dict[str, Any], evalgate: EvalgateHome) -> dg.AssetCheckResult:
+    def check(
+        context: dg.AssetCheckExecutionContext, value: dict[str, Any], evalgate: EvalgateHome
+    ) -> dg.AssetCheckResult:
         checkpoint = context.partition_key
         results = evalgate.results()
         ensure_policy_consistent(results, policy)
         verdict = rule.evaluate(section, value, policy, suite)
-        record_verdict(results, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id)
+        record_verdict(
+            results, checkpoint=checkpoint, verdict=verdict, policy=policy, run_id=context.run.run_id
+        )
         # An inconclusive verdict under `inconclusive: warn` passes (it must not block, and automation's
         # all_deps_blocking_checks_passed() counts any failed blocking check, WARN included, as blocking);
         # its outcome and reason stay in the description and metadata, and promotion lists it as a warning.

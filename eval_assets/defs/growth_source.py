@@ -55,7 +55,9 @@ class GrowthSource:
             open_backend=lambda: self.runner.open(manifest, self.evalgate.layout.model_cache),
         )  # fmt: skip
         if run.model_calls:
-            self.log(f"{self.spec.name}: {manifest.name} evaluated on {run.cache_misses} more items ({n} in all)")
+            self.log(
+                f"{self.spec.name}: {manifest.name} evaluated on {run.cache_misses} more items ({n} in all)"
+            )
         return score_items(self.spec, items, frame)
 
     def scores_at(self, candidate: CheckpointManifest, production: CheckpointManifest) -> ScoresAt:

@@ -6,7 +6,6 @@ moves under the home's production lock, and every check must have compared again
 when the lock is taken, so two candidates compared against one production cannot both be promoted.
 """
 
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,9 +14,8 @@ import dagster as dg
 from dagster._core.definitions.data_version import CODE_VERSION_TAG, DATA_VERSION_TAG
 
 from eval_assets.defs.automation import gated
-from eval_assets.defs.comparison_assets import PRODUCTION
 from eval_assets.defs.gate_checks import ensure_policy_consistent
-from eval_assets.defs.partitions import checkpoints
+from eval_assets.defs.partitions import PRODUCTION, checkpoints
 from eval_assets.event_log import latest_check_evaluation
 from eval_assets.gate import (
     CheckStatus,
@@ -66,10 +64,14 @@ def read_check_status(instance: dg.DagsterInstance, expected: ExpectedCheck, par
     target = evaluation.target_materialization_data
     metadata = evaluation.metadata
     materialization = latest[0].asset_materialization if latest else None
-    code_version = materialization.tags.get(CODE_VERSION_TAG) if materialization and materialization.tags else None
+    code_version = (
+        materialization.tags.get(CODE_VERSION_TAG) if materialization and materialization.tags else None
+    )
     # the check judged the latest materialization, and says it judged the code version that one has
     current = (
-        bool(latest) and target is not None and target.storage_id == latest[0].storage_id
+        bool(latest)
+        and target is not None
+        and target.storage_id == latest[0].storage_id
         and _text(metadata, "code_version") == code_version
     )
     return replace(
@@ -93,8 +95,11 @@ def report_production_move(instance: dg.DagsterInstance, head: ProductionHead) -
             asset_key=PRODUCTION,
             description=f"production is {head.checkpoint} ({head.authority_kind}: {head.authority})",
             metadata={
-                "checkpoint": head.checkpoint, "model_hash": head.model_hash, "sequence": head.sequence,
-                "predecessor": head.predecessor or "(none)", "authority": f"{head.authority_kind}: {head.authority}",
+                "checkpoint": head.checkpoint,
+                "model_hash": head.model_hash,
+                "sequence": head.sequence,
+                "predecessor": head.predecessor or "(none)",
+                "authority": f"{head.authority_kind}: {head.authority}",
                 "actor": head.actor,
             },
             tags={DATA_VERSION_TAG: head.chain_hash.removeprefix("sha256:")[:32]},
@@ -140,7 +145,10 @@ def decide_and_move(
         file = override_path(evalgate.overrides(), checkpoint)
         override = (
             validate_override(
-                file, checkpoint=checkpoint, model_hash=manifest.model_hash, policy=policy.overrides,
+                file,
+                checkpoint=checkpoint,
+                model_hash=manifest.model_hash,
+                policy=policy.overrides,
                 known_rules=known_rules,
             )
             if file.is_file()

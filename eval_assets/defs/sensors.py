@@ -1,6 +1,5 @@
 """The checkpoint inbox sensor: a manifest file dropped into ``<home>/inbox`` becomes a checkpoint partition."""
 
-
 import json
 
 import dagster as dg

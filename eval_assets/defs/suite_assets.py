@@ -20,6 +20,7 @@ import polars as pl
 from eval_assets.checkpoints import CheckpointManifest
 from eval_assets.datapkgs import DATA_PACKAGES
 from eval_assets.defs.automation import evaluate_when_new_or_changed
+from eval_assets.defs.partitions import PRODUCTION as PRODUCTION_KEY
 from eval_assets.defs.partitions import checkpoints
 from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
@@ -50,7 +51,8 @@ def _progress_logger(context: dg.AssetExecutionContext, suite: str) -> Callable[
 def _metadata(values: Mapping[str, Any]) -> dict[str, Any]:
     """Plain values as Dagster metadata: mappings and lists as JSON, the rest as they are."""
     return {
-        key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value for key, value in values.items()
+        key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
+        for key, value in values.items()
     }
 
 
@@ -87,7 +89,9 @@ def _suite_asset(
     )
 
 
-def _predictions_asset(spec: SuiteSpec, version: str, profile: str, tags: dict[str, str]) -> dg.AssetsDefinition:
+def _predictions_asset(
+    spec: SuiteSpec, version: str, profile: str, tags: dict[str, str]
+) -> dg.AssetsDefinition:
     suite = spec.name
 
     @_suite_asset(
@@ -120,7 +124,9 @@ def _predictions_asset(spec: SuiteSpec, version: str, profile: str, tags: dict[s
             progress=_progress_logger(context, suite),
         )
         evalgate.results().replace("predictions", frame, checkpoint=manifest.name, suite=suite)
-        content = hash_value(list(zip(frame["prompt_hash"].to_list(), frame["output"].to_list(), strict=True)))
+        content = hash_value(
+            list(zip(frame["prompt_hash"].to_list(), frame["output"].to_list(), strict=True))
+        )
         return dg.Output(
             frame,
             data_version=dg.DataVersion(content[:32]),
@@ -163,30 +169,36 @@ def _predictions_asset(spec: SuiteSpec, version: str, profile: str, tags: dict[s
 def _stage_asset(
     spec: SuiteSpec, stage: Stage, upstream: list[str], version: str, tags: dict[str, str]
 ) -> dg.AssetsDefinition:
-    """A kind's extra stage as an asset: it reads the previous asset's table, writes its own results table."""
+    """A kind's extra stage as an asset: it reads the previous asset's table, writes its own results table.
+    Its resources are named (``required_resource_keys``) because a stage may declare more of them."""
     suite = spec.name
 
-    @_suite_asset(
-        [stage.name, suite],
+    @dg.asset(
+        key=[stage.name, suite],
         ins={"upstream": dg.AssetIn(key=upstream)},
+        deps=[PRODUCTION_KEY] if stage.reads_production else None,
+        partitions_def=checkpoints,
         code_version=f"{version}-{stage.version}",
-        group="evaluation",
+        automation_condition=evaluate_when_new_or_changed(),
+        group_name="evaluation",
+        kinds={"python", "deltalake"},
         tags=tags,
         description=stage.description.format(suite=suite),
+        required_resource_keys={"evalgate", "code_sandbox", "suite_settings", *stage.resources},
     )
-    def run_stage(
-        context: dg.AssetExecutionContext,
-        upstream: pl.DataFrame,
-        evalgate: EvalgateHome,
-        code_sandbox: CodeSandbox,
-        suite_settings: SuiteSettings,
-    ) -> dg.Output[pl.DataFrame]:
+    def run_stage(context: dg.AssetExecutionContext, upstream: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+        evalgate: EvalgateHome = context.resources.evalgate
+        code_sandbox: CodeSandbox = context.resources.code_sandbox
+        suite_settings: SuiteSettings = context.resources.suite_settings
+        head = evalgate.ledger().head() if stage.reads_production else None
         env = StageEnv(
             checkpoint=context.partition_key,
             data_root=suite_settings.data_root(),
             tables=evalgate.layout.tables,
             sandbox_pool=code_sandbox.pool,
             log=context.log.info,
+            resources={key: getattr(context.resources, key) for key in stage.resources},
+            production=(head.checkpoint, head.model_hash) if head is not None else None,
         )
         result = stage.run(spec, upstream, env)
         evalgate.results().replace(stage.name, result.frame, checkpoint=context.partition_key, suite=suite)
@@ -221,7 +233,9 @@ def _scores_asset(
     ) -> dg.Output[dict[str, Any]]:
         check_profile(suite_settings, profile, suite)
         checkpoint = context.partition_key
-        scored = kind.score(spec, checkpoint, upstream, lambda: load_items(spec, profile, suite_settings.data_root()))
+        scored = kind.score(
+            spec, checkpoint, upstream, lambda: load_items(spec, profile, suite_settings.data_root())
+        )
         summary = summarize(
             spec,
             scored,
@@ -241,7 +255,9 @@ def _scores_asset(
             "item_scores_by_profile", item_scores.with_columns(tagged), checkpoint=checkpoint, suite=suite,
             profile=profile,
         )  # fmt: skip
-        by_profile.replace("scores_by_profile", summary_frame, checkpoint=checkpoint, suite=suite, profile=profile)
+        by_profile.replace(
+            "scores_by_profile", summary_frame, checkpoint=checkpoint, suite=suite, profile=profile
+        )
         return dg.Output(
             summary,
             data_version=dg.DataVersion(hash_value(item_scores["score"].to_list())[:32]),

@@ -53,7 +53,9 @@ def check_format(loc: tuple[str | int, ...], template: str | None) -> None:
     try:
         fields = template_fields(template)
     except ValueError as exc:
-        raise SpecFieldError(loc, f"not a valid format string ({exc}); write literal braces as {{{{ and }}}}") from None
+        raise SpecFieldError(
+            loc, f"not a valid format string ({exc}); write literal braces as {{{{ and }}}}"
+        ) from None
     if any(name == "" or name.isdigit() for name in fields):
         raise SpecFieldError(loc, "use named fields such as {question}, not positional {} or {0}")
 
@@ -71,7 +73,8 @@ def check_common(spec: SuiteSpec, fields: BaseFields) -> None:
         check_format(("template", name), getattr(spec.template, name))
     if spec.template.format is None and fields.question is None:
         raise SpecFieldError(
-            ("template", "format"), "set `template.format`, or name the question column in `data.fields.question`"
+            ("template", "format"),
+            "set `template.format`, or name the question column in `data.fields.question`",
         )
 
 
@@ -128,7 +131,9 @@ def unique_ids(ids: Sequence[str], where: Sequence[str]) -> None:
     seen: dict[str, str] = {}
     for item, place in zip(ids, where, strict=True):
         if item in seen:
-            raise RecordError(f"{place}: item id {item!r} repeats {seen[item]} (ids in `data.fields.id` must be unique)")
+            raise RecordError(
+                f"{place}: item id {item!r} repeats {seen[item]} (ids in `data.fields.id` must be unique)"
+            )
         seen[item] = place
 
 

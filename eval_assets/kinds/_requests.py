@@ -51,11 +51,17 @@ def likelihood_prompt_hash(spec: SuiteSpec, item: Item, tokenizer_hash: str) -> 
     into the tokens scored."""
     (likelihood_item,) = _likelihood_items([item])
     return prompt_hash(
-        {"template": spec.template.version, "requests": likelihood_item.requests, "tokenizer_hash": tokenizer_hash}
+        {
+            "template": spec.template.version,
+            "requests": likelihood_item.requests,
+            "tokenizer_hash": tokenizer_hash,
+        }
     )
 
 
-def compute_likelihood(backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]) -> tuple[list[str], int]:
+def compute_likelihood(
+    backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]
+) -> tuple[list[str], int]:
     likelihood_items = _likelihood_items(items)
     requests = [request for item in likelihood_items for request in item.requests]
     results = backend.loglikelihood(requests)
@@ -64,7 +70,9 @@ def compute_likelihood(backend: ModelBackend, spec: SuiteSpec, items: Sequence[I
     for item in likelihood_items:
         chunk = results[offset : offset + len(item.continuations)]
         offset += len(item.continuations)
-        outputs.append(json.dumps({"logprobs": [r.logprob for r in chunk], "greedy": [r.is_greedy for r in chunk]}))
+        outputs.append(
+            json.dumps({"logprobs": [r.logprob for r in chunk], "greedy": [r.is_greedy for r in chunk]})
+        )
     return outputs, len(requests)
 
 
@@ -81,7 +89,10 @@ def decode_likelihood(item: Item, output: str) -> LikelihoodOutput:
 
 
 LIKELIHOOD = ModelRequest(
-    name="likelihood", prompt_hash=likelihood_prompt_hash, compute=compute_likelihood, decode=decode_likelihood
+    name="likelihood",
+    prompt_hash=likelihood_prompt_hash,
+    compute=compute_likelihood,
+    decode=decode_likelihood,
 )
 
 
@@ -123,11 +134,17 @@ def sampling_params(spec: SuiteSpec) -> SamplingParams | None:
         return None
     s = spec.sampling
     return SamplingParams(
-        temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=tuple(s.stop), seed=s.seed
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens,
+        stop=tuple(s.stop),
+        seed=s.seed,
     )
 
 
-def compute_generation(backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]) -> tuple[list[str], int]:
+def compute_generation(
+    backend: ModelBackend, spec: SuiteSpec, items: Sequence[Item]
+) -> tuple[list[str], int]:
     params = sampling_params(spec)
     if params is None:
         raise ValueError(f"suite {spec.name}: a generation request needs the spec's `sampling` section")
@@ -146,10 +163,15 @@ def compute_generation(backend: ModelBackend, spec: SuiteSpec, items: Sequence[I
 def decode_generation(item: Item, output: str) -> GenerationOutput:
     text = output_json(output, item.item_id).get("text")
     if not isinstance(text, str):
-        raise MalformedPredictionError(f"item {item.item_id}: prediction {output[:80]!r} has no `text` string")
+        raise MalformedPredictionError(
+            f"item {item.item_id}: prediction {output[:80]!r} has no `text` string"
+        )
     return GenerationOutput(text=text)
 
 
 GENERATION = ModelRequest(
-    name="generation", prompt_hash=generation_prompt_hash, compute=compute_generation, decode=decode_generation
+    name="generation",
+    prompt_hash=generation_prompt_hash,
+    compute=compute_generation,
+    decode=decode_generation,
 )

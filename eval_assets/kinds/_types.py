@@ -176,6 +176,10 @@ class StageEnv:
     tables: Path
     sandbox_pool: Callable[[], Any]
     log: Callable[[str], None] = lambda message: None
+    #: the Dagster resources the stage declared in :attr:`Stage.resources`, by key
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    #: the current production (``checkpoint``, ``model_hash``) when the stage declared ``reads_production``
+    production: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,12 +195,16 @@ class StageResult:
 @dataclass(frozen=True)
 class Stage:
     """An extra asset ``<name>/<suite>`` a kind adds after ``predictions/<suite>`` (in order); its code version
-    is the suite's plus ``version``."""
+    is the suite's plus ``version``. ``resources`` names further Dagster resources the stage needs (a judge, a
+    classifier), handed in as :attr:`StageEnv.resources`. ``reads_production`` makes the stage an downstream of
+    the ``production`` asset (a move re-runs it) and hands it the current production."""
 
     name: str
     version: str
     description: str
     run: Callable[[SuiteSpec, pl.DataFrame, StageEnv], StageResult]
+    resources: tuple[str, ...] = ()
+    reads_production: bool = False
 
 
 # -- kinds --------------------------------------------------------------------------------------------------
@@ -242,7 +250,11 @@ def output_json(output: str, item_id: str) -> dict[str, Any]:
     try:
         value = json.loads(output)
     except (json.JSONDecodeError, TypeError) as exc:
-        raise MalformedPredictionError(f"item {item_id}: prediction {str(output)[:80]!r} is not JSON ({exc})") from exc
+        raise MalformedPredictionError(
+            f"item {item_id}: prediction {str(output)[:80]!r} is not JSON ({exc})"
+        ) from exc
     if not isinstance(value, dict):
-        raise MalformedPredictionError(f"item {item_id}: prediction {str(output)[:80]!r} is not a JSON object")
+        raise MalformedPredictionError(
+            f"item {item_id}: prediction {str(output)[:80]!r} is not a JSON object"
+        )
     return value

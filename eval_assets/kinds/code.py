@@ -50,7 +50,9 @@ def code_sample(item_id: str, output: str) -> CodeSample:
     try:
         completion = json.loads(output)["text"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise MalformedPredictionError(f"item {item_id}: prediction {output[:80]!r} has no `text` ({exc})") from exc
+        raise MalformedPredictionError(
+            f"item {item_id}: prediction {output[:80]!r} has no `text` ({exc})"
+        ) from exc
     return CodeSample(task_id=task_id, completion=completion, sample_index=int(sample or 0))
 
 
@@ -65,7 +67,10 @@ def run_code_executions(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEn
     """Every sample run against its problem's tests in the sandbox, through the execution cache."""
     started = time.perf_counter()
     problems = code_suite(spec.loader).load(env.data_root)
-    samples = [code_sample(item_id, output) for item_id, output in predictions.select("item_id", "output").iter_rows()]
+    samples = [
+        code_sample(item_id, output)
+        for item_id, output in predictions.select("item_id", "output").iter_rows()
+    ]
     store = SqliteExecutionStore(env.tables / "code_execution_cache.sqlite")
     with env.sandbox_pool() as pool:
         executions = execute_samples(problems, samples, pool, store, limits_of(spec))
@@ -151,7 +156,9 @@ def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> Su
             "sample_score",
             [
                 scorer(None, ExecutionOutput(task, index, state, bool(passed))).score
-                for task, index, state, passed in ran.select("task_id", "sample_index", "status", "passed").iter_rows()
+                for task, index, state, passed in ran.select(
+                    "task_id", "sample_index", "status", "passed"
+                ).iter_rows()
             ],
             dtype=pl.Float64,
         )
@@ -193,7 +200,9 @@ def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> Su
     )
 
 
-def _score(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame, _load_items: Callable[[], list[Item]]) -> SuiteScores:
+def _score(
+    spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame, _load_items: Callable[[], list[Item]]
+) -> SuiteScores:
     return score_code(spec, checkpoint, executions)
 
 

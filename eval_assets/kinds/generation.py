@@ -75,7 +75,10 @@ def build_answer_items(spec: SuiteSpec, fields: AnswerFields, records: Records) 
         where = records.fewshot_where(i)
         variables = _prepared(spec, row, fields, where)
         pool_shots.append(
-            (render(fmt, variables, where, "format"), render(target_format, variables, where, "target_format"))
+            (
+                render(fmt, variables, where, "format"),
+                render(target_format, variables, where, "target_format"),
+            )
         )
     items: list[Item] = []
     places: list[str] = []

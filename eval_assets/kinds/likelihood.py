@@ -42,10 +42,12 @@ class ChoiceFields(BaseFields):
         description="a column holding the list of choices, or (CSV) the choice columns in order"
     )
     gold_format: Literal["index", "label", "text"] = Field(
-        default="index", description="index: 0-based position; label: one of the labels; text: the choice's text"
+        default="index",
+        description="index: 0-based position; label: one of the labels; text: the choice's text",
     )
     labels: str | list[str] | None = Field(
-        default=None, description="a column of per-row labels, or one list for every row (default: A, B, C, ...)"
+        default=None,
+        description="a column of per-row labels, or one list for every row (default: A, B, C, ...)",
     )
 
 
@@ -60,7 +62,9 @@ def _choices(row: Mapping[str, Any], fields: ChoiceFields, where: str) -> list[s
         )
     choices = [str(choice).strip() for choice in found]
     if len(choices) < 2:
-        raise RecordError(f"{where}: field `{fields.choices}` has {len(choices)} choice(s); at least 2 are needed")
+        raise RecordError(
+            f"{where}: field `{fields.choices}` has {len(choices)} choice(s); at least 2 are needed"
+        )
     return choices
 
 
@@ -93,7 +97,9 @@ def _as_index(raw: Any) -> int | None:
         return None
 
 
-def _gold(row: Mapping[str, Any], fields: ChoiceFields, choices: list[str], labels: list[str], where: str) -> int:
+def _gold(
+    row: Mapping[str, Any], fields: ChoiceFields, choices: list[str], labels: list[str], where: str
+) -> int:
     raw = value(row, fields.gold, "gold", where)
     if fields.gold_format == "index":
         index = _as_index(raw)
@@ -129,7 +135,12 @@ def _prepared(row: Mapping[str, Any], fields: ChoiceFields, where: str) -> tuple
 
 
 def _continuation(spec: SuiteSpec, variables: Mapping[str, Any], index: int, where: str) -> str:
-    choice_vars = {**variables, "choice": variables["choices"][index], "label": variables["labels"][index], "index": index}
+    choice_vars = {
+        **variables,
+        "choice": variables["choices"][index],
+        "label": variables["labels"][index],
+        "index": index,
+    }
     return render(spec.template.choice_format, choice_vars, where, "choice_format")
 
 
@@ -156,7 +167,9 @@ def build_choice_items(spec: SuiteSpec, fields: ChoiceFields, records: Records) 
         iid = item_id(row, fields, i, where)
         shots = [shot_texts[j] for j in fewshot_indices(spec.template, shot_ids, iid, where)]
         context = join_text(spec.template, shots, render(fmt, variables, where, "format"))
-        continuations = tuple(_continuation(spec, variables, j, where) for j in range(len(variables["choices"])))
+        continuations = tuple(
+            _continuation(spec, variables, j, where) for j in range(len(variables["choices"]))
+        )
         items.append(LikelihoodItem(item_id=iid, context=context, continuations=continuations, gold=gold))
         places.append(where)
     unique_ids([item.item_id for item in items], places)
@@ -167,10 +180,19 @@ def check_choice_fields(spec: SuiteSpec, fields: ChoiceFields) -> None:
     check_common(spec, fields)
     if isinstance(fields.choices, list) and len(fields.choices) < 2:
         raise SpecFieldError(("data", "fields", "choices"), "name at least two choice columns")
-    if isinstance(fields.labels, list) and isinstance(fields.choices, list) and len(fields.labels) != len(fields.choices):
-        raise SpecFieldError(("data", "fields", "labels"), f"{len(fields.labels)} labels for {len(fields.choices)} choice columns")
+    if (
+        isinstance(fields.labels, list)
+        and isinstance(fields.choices, list)
+        and len(fields.labels) != len(fields.choices)
+    ):
+        raise SpecFieldError(
+            ("data", "fields", "labels"),
+            f"{len(fields.labels)} labels for {len(fields.choices)} choice columns",
+        )
     if spec.template.chat:
-        raise SpecFieldError(("template", "chat"), "likelihood suites score plain text; chat templates apply to generation")
+        raise SpecFieldError(
+            ("template", "chat"), "likelihood suites score plain text; chat templates apply to generation"
+        )
 
 
 LIKELIHOOD_KIND = register_kind(

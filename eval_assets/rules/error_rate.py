@@ -28,14 +28,20 @@ class SuiteLimits(BaseModel):
 class ErrorRateRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="infrastructure errors / items attempted")
-    max_unparsed_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="unparsed answers / items scored")
+    max_rate: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="infrastructure errors / items attempted"
+    )
+    max_unparsed_rate: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="unparsed answers / items scored"
+    )
     suites: dict[str, SuiteLimits] = Field(default_factory=dict, description="per-suite limits")
 
     def limits(self, suite: str) -> tuple[float, float]:
         own = self.suites.get(suite)
         errors = own.max_rate if own and own.max_rate is not None else self.max_rate
-        unparsed = own.max_unparsed_rate if own and own.max_unparsed_rate is not None else self.max_unparsed_rate
+        unparsed = (
+            own.max_unparsed_rate if own and own.max_unparsed_rate is not None else self.max_unparsed_rate
+        )
         return errors, unparsed
 
 
@@ -47,7 +53,9 @@ def describe(section: ErrorRateRule, policy: GatePolicy, suite: str) -> str:
     )
 
 
-def evaluate(section: ErrorRateRule, scores: Mapping[str, Any], policy: GatePolicy, suite: str) -> RuleVerdict:
+def evaluate(
+    section: ErrorRateRule, scores: Mapping[str, Any], policy: GatePolicy, suite: str
+) -> RuleVerdict:
     max_errors, max_unparsed = section.limits(suite)
     errors = int(scores.get("errors") or 0)
     unparsed = int(scores.get("unparsed") or 0)
@@ -63,9 +71,15 @@ def evaluate(section: ErrorRateRule, scores: Mapping[str, Any], policy: GatePoli
     if attempted == 0 or scored == 0:
         outcome, reason = "fail", f"no item was scored: the run produced nothing to decide on ({detail})"
     elif error_rate > max_errors:
-        outcome, reason = "fail", f"too many infrastructure errors: {detail}; fix the infrastructure and re-run"
+        outcome, reason = (
+            "fail",
+            f"too many infrastructure errors: {detail}; fix the infrastructure and re-run",
+        )
     elif unparsed_rate > max_unparsed:
-        outcome, reason = "fail", f"too many unparsed answers (a broken template, stop sequence or parser?): {detail}"
+        outcome, reason = (
+            "fail",
+            f"too many unparsed answers (a broken template, stop sequence or parser?): {detail}",
+        )
     else:
         reason = f"within limits: {detail}"
     return RuleVerdict(
@@ -76,7 +90,12 @@ def evaluate(section: ErrorRateRule, scores: Mapping[str, Any], policy: GatePoli
 
 RULE = register_rule(
     GateRule(
-        name=NAME, check_name=CHECK, target="scores", section=ErrorRateRule, evaluate=evaluate, describe=describe,
+        name=NAME,
+        check_name=CHECK,
+        target="scores",
+        section=ErrorRateRule,
+        evaluate=evaluate,
+        describe=describe,
         blocks_downstream=False,
     )
 )

@@ -54,7 +54,9 @@ def describe(section: RegressionPolicy, policy: GatePolicy, suite: str) -> str:
     rule = section.for_suite(suite)
     method = "Newcombe paired-score" if policy.ci_method == "newcombe" else "paired percentile-bootstrap"
     inconclusive = "block" if rule.blocks_when_inconclusive else "warn"
-    return CI_USAGE.format(conf=policy.confidence, method=method, margin=rule.margin, inconclusive=inconclusive)
+    return CI_USAGE.format(
+        conf=policy.confidence, method=method, margin=rule.margin, inconclusive=inconclusive
+    )
 
 
 def power_note(n: int, discordant: int, margin: float, confidence: float, power: float) -> str:
@@ -81,7 +83,9 @@ def _power_note(comparison: Mapping[str, Any], margin: float, policy: GatePolicy
     return power_note(int(comparison["n"]), discordant, margin, policy.confidence, policy.power)
 
 
-def evaluate(section: RegressionPolicy, comparison: Mapping[str, Any], policy: GatePolicy, suite: str) -> RuleVerdict:
+def evaluate(
+    section: RegressionPolicy, comparison: Mapping[str, Any], policy: GatePolicy, suite: str
+) -> RuleVerdict:
     rule = section.for_suite(suite)
     threshold = -rule.margin
     evidence = {
@@ -107,7 +111,9 @@ def evaluate(section: RegressionPolicy, comparison: Mapping[str, Any], policy: G
     )
     if comparison.get("production") is None:
         return verdict(
-            "no_production", False, "no production checkpoint yet; set one with `evalgate promote --baseline NAME`"
+            "no_production",
+            False,
+            "no production checkpoint yet; set one with `evalgate promote --baseline NAME`",
         )
     if comparison.get("is_production"):
         return verdict("is_production", False, "this checkpoint is production")
@@ -128,7 +134,12 @@ def evaluate(section: RegressionPolicy, comparison: Mapping[str, Any], policy: G
 
 RULE = register_rule(
     GateRule(
-        name=NAME, check_name=NAME, target="comparison", section=RegressionPolicy, evaluate=evaluate,
-        describe=describe, compares_to_production=True,
+        name=NAME,
+        check_name=NAME,
+        target="comparison",
+        section=RegressionPolicy,
+        evaluate=evaluate,
+        describe=describe,
+        compares_to_production=True,
     )
 )

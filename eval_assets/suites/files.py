@@ -49,9 +49,13 @@ class DataFile(BaseModel):
         if (self.path is None) == (self.package_path is None):
             raise ValueError("give exactly one of `path` and `package_path`")
         if self.path is not None and self.sha256 is None:
-            raise ValueError("`sha256` is required with `path` (run `sha256sum FILE` and paste the hex digest)")
+            raise ValueError(
+                "`sha256` is required with `path` (run `sha256sum FILE` and paste the hex digest)"
+            )
         if self.package_path is not None and self.sha256 is None and self.package_path not in PINNED_FILES:
-            raise ValueError(f"`sha256` is required: {self.package_path} is not among the project's pinned files")
+            raise ValueError(
+                f"`sha256` is required: {self.package_path} is not among the project's pinned files"
+            )
         name = self.path or self.package_path or ""
         if self.format is None and Path(name).suffix.lower() not in SUFFIX_FORMATS:
             raise ValueError(
@@ -131,9 +135,13 @@ def _read_jsonl(path: Path) -> Table:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataFileError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raise DataFileError(
+                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
             if not isinstance(row, dict):
-                raise DataFileError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
+                raise DataFileError(
+                    f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}"
+                )
             rows.append(row)
             lines.append(number)
     return Table(path, rows, lines)
@@ -149,7 +157,9 @@ def _read_csv(path: Path) -> Table:
         start = reader.line_num + 1
         for row in reader:
             if None in row:
-                raise DataFileError(f"{path}:{start}: more values than the {len(reader.fieldnames)} columns of the header")
+                raise DataFileError(
+                    f"{path}:{start}: more values than the {len(reader.fieldnames)} columns of the header"
+                )
             rows.append({key: value for key, value in row.items()})
             lines.append(start)
             start = reader.line_num + 1

@@ -59,7 +59,9 @@ def load_gsm8k(data_root: Path, system: str | None) -> list[GenerationItem]:
             seen.add(item_id)
             gold = normalize_number(str(doc["short_answer"]))
             if gold is None:
-                raise ValueError(f"{path}:{line_number}: short_answer {doc['short_answer']!r} is not a number")
+                raise ValueError(
+                    f"{path}:{line_number}: short_answer {doc['short_answer']!r} is not a number"
+                )
             messages: list[tuple[str, str]] = [("system", system)] if system else []
             messages.append(("user", USER_TEMPLATE.format(question=doc["question"])))
             items.append(GenerationItem(item_id=item_id, messages=tuple(messages), gold=gold))

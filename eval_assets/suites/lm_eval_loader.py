@@ -69,7 +69,9 @@ class LmEvalOptions(BaseModel):
     fewshot_split: str | None = Field(
         default=None, description="the split few-shot examples come from (default: the task's, if in `files`)"
     )
-    id_field: str | None = Field(default=None, description="a doc field holding item ids (default: doc position)")
+    id_field: str | None = Field(
+        default=None, description="a doc field holding item ids (default: doc position)"
+    )
     fewshot_seed: int = Field(default=LM_EVAL_FEWSHOT_SEED, description="seed of lm-eval's few-shot sampler")
     gold_pattern: str | None = Field(
         default=None,
@@ -92,7 +94,9 @@ class LmEvalOptions(BaseModel):
     @field_validator("files")
     @classmethod
     def _one_format(cls, files: dict[str, DataFile | list[DataFile]]) -> dict[str, DataFile | list[DataFile]]:
-        formats = {f.file_format for group in files.values() for f in (group if isinstance(group, list) else [group])}
+        formats = {
+            f.file_format for group in files.values() for f in (group if isinstance(group, list) else [group])
+        }
         if len(formats) > 1:
             raise ValueError(f"every split's files must share one format; found {sorted(formats)}")
         if not files:
@@ -119,13 +123,22 @@ def fingerprint(options: LmEvalOptions | None) -> str:
 def check(spec: SuiteSpec, options: LmEvalOptions | None) -> None:
     assert options is not None
     if options.split not in options.files:
-        raise SpecFieldError(("data", "split"), f"split {options.split!r} has no entry in `data.files` ({sorted(options.files)})")
+        raise SpecFieldError(
+            ("data", "split"),
+            f"split {options.split!r} has no entry in `data.files` ({sorted(options.files)})",
+        )
     if options.fewshot_split is not None and options.fewshot_split not in options.files:
-        raise SpecFieldError(("data", "fewshot_split"), f"split {options.fewshot_split!r} has no entry in `data.files`")
+        raise SpecFieldError(
+            ("data", "fewshot_split"), f"split {options.fewshot_split!r} has no entry in `data.files`"
+        )
     if options.fewshot_split is not None and options.fewshot_split == options.split:
-        raise SpecFieldError(("data", "fewshot_split"), "few-shot examples must come from another split than the items")
+        raise SpecFieldError(
+            ("data", "fewshot_split"), "few-shot examples must come from another split than the items"
+        )
     if spec.template.chat:
-        raise SpecFieldError(("template", "chat"), "lm_eval suites render plain-text prompts (lm-eval's own); set chat: false")
+        raise SpecFieldError(
+            ("template", "chat"), "lm_eval suites render plain-text prompts (lm-eval's own); set chat: false"
+        )
 
 
 _task_manager: Any = None
@@ -140,7 +153,9 @@ def _task_config(task: str) -> dict[str, Any]:
         from lm_eval.tasks import TaskManager
         from lm_eval.tasks._yaml_loader import load_yaml
     except ImportError as exc:
-        raise LmEvalTaskError(f"lm-eval is not importable ({exc}); install it: pip install lm-eval==0.4.13") from exc
+        raise LmEvalTaskError(
+            f"lm-eval is not importable ({exc}); install it: pip install lm-eval==0.4.13"
+        ) from exc
     if _task_manager is None:
         _task_manager = TaskManager()
     entry = _task_manager.task_index.get(task)
@@ -161,21 +176,34 @@ def _fewshot_split(config: dict[str, Any], options: LmEvalOptions) -> str | None
     if options.fewshot_split is not None:
         return options.fewshot_split
     fewshot_config = config.get("fewshot_config") or {}
-    for candidate in (fewshot_config.get("split"), config.get("fewshot_split"), config.get("training_split"), config.get("validation_split")):
+    for candidate in (
+        fewshot_config.get("split"),
+        config.get("fewshot_split"),
+        config.get("training_split"),
+        config.get("validation_split"),
+    ):
         if candidate is not None and candidate in options.files and candidate != options.split:
             return str(candidate)
     return None
 
 
 def _offline_config(
-    config: dict[str, Any], options: LmEvalOptions, paths: dict[str, list[Path]], fmt: str, cache_dir: Path, fewshot: str | None
+    config: dict[str, Any],
+    options: LmEvalOptions,
+    paths: dict[str, list[Path]],
+    fmt: str,
+    cache_dir: Path,
+    fewshot: str | None,
 ) -> dict[str, Any]:
     """The task's config with only the data source (and the split roles) replaced."""
     updated = dict(config)
     updated.update(
         dataset_path=BUILDERS[fmt],
         dataset_name=None,
-        dataset_kwargs={"data_files": {split: [str(p) for p in files] for split, files in paths.items()}, "cache_dir": str(cache_dir)},
+        dataset_kwargs={
+            "data_files": {split: [str(p) for p in files] for split, files in paths.items()},
+            "cache_dir": str(cache_dir),
+        },
         test_split=options.split,
         validation_split=None,
         training_split=fewshot,
@@ -189,12 +217,16 @@ def _offline_config(
 def _gold_index(target: Any, choices: list[str], where: str) -> int:
     """lm-eval's reading of ``doc_to_target`` for multiple choice: an index, or a choice's text."""
     if isinstance(target, list):
-        raise LmEvalTaskError(f"{where}: several gold targets {target}; multiple-target tasks are not supported")
+        raise LmEvalTaskError(
+            f"{where}: several gold targets {target}; multiple-target tasks are not supported"
+        )
     if isinstance(target, str) and target in choices:
         return choices.index(target)
     if isinstance(target, int) and 0 <= target < len(choices):
         return target
-    raise LmEvalTaskError(f"{where}: gold {target!r} is neither a choice index below {len(choices)} nor a choice")
+    raise LmEvalTaskError(
+        f"{where}: gold {target!r} is neither a choice index below {len(choices)} nor a choice"
+    )
 
 
 def _render(spec: SuiteSpec, options: LmEvalOptions, task: Any, kind: str) -> list[Item]:
@@ -205,25 +237,35 @@ def _render(spec: SuiteSpec, options: LmEvalOptions, task: Any, kind: str) -> li
             f"lm-eval task {options.task!r} has output_type {output_type}; supported: {', '.join(OUTPUT_KINDS)}"
         )
     if expected != kind:
-        raise LmEvalTaskError(f"lm-eval task {options.task!r} is {output_type}: use `kind: {expected}` (field `kind`)")
+        raise LmEvalTaskError(
+            f"lm-eval task {options.task!r} is {output_type}: use `kind: {expected}` (field `kind`)"
+        )
     if getattr(task, "multiple_input", 0):
-        raise LmEvalTaskError(f"lm-eval task {options.task!r} has one context per choice (multiple inputs); not supported")
+        raise LmEvalTaskError(
+            f"lm-eval task {options.task!r} has one context per choice (multiple inputs); not supported"
+        )
     task.set_fewshot_seed(seed=options.fewshot_seed)
     num_fewshot = spec.template.num_fewshot
     items: list[Item] = []
     for doc_id, doc in task.doc_iterator(rank=0, limit=None, world_size=1):
         where = f"lm-eval {options.task} {options.split} doc {doc_id}"
         if options.id_field is not None and options.id_field not in doc:
-            raise LmEvalTaskError(f"{where}: no field {options.id_field!r} (field `data.id_field`); it has {sorted(doc)}")
+            raise LmEvalTaskError(
+                f"{where}: no field {options.id_field!r} (field `data.id_field`); it has {sorted(doc)}"
+            )
         item_id = str(doc[options.id_field]) if options.id_field is not None else str(doc_id)
         context = task.fewshot_context(
             doc, num_fewshot, system_instruction=spec.template.system, gen_prefix=task.doc_to_prefix(doc)
         )
-        requests = task.construct_requests(doc=doc, ctx=context, metadata=(options.task, doc_id, task.config.repeats))
+        requests = task.construct_requests(
+            doc=doc, ctx=context, metadata=(options.task, doc_id, task.config.repeats)
+        )
         requests = requests if isinstance(requests, list) else [requests]
         if kind == "likelihood":
             choices = task.doc_to_choice(doc)
-            arguments = [request.arguments for request in requests][: len(choices)]  # acc_mutual_info adds more
+            arguments = [request.arguments for request in requests][
+                : len(choices)
+            ]  # acc_mutual_info adds more
             items.append(
                 LikelihoodItem(
                     item_id=item_id,
@@ -242,12 +284,18 @@ def _render(spec: SuiteSpec, options: LmEvalOptions, task: Any, kind: str) -> li
             if options.gold_pattern is not None:
                 found = re.search(options.gold_pattern, gold, re.MULTILINE)
                 if found is None:
-                    raise LmEvalTaskError(f"{where}: `data.gold_pattern` does not match the target {gold[-80:]!r}")
+                    raise LmEvalTaskError(
+                        f"{where}: `data.gold_pattern` does not match the target {gold[-80:]!r}"
+                    )
                 gold = found.group(1).strip()
-            items.append(GenerationItem(item_id=item_id, messages=(("user", requests[0].arguments[0]),), gold=gold))
+            items.append(
+                GenerationItem(item_id=item_id, messages=(("user", requests[0].arguments[0]),), gold=gold)
+            )
     ids = [item.item_id for item in items]
     if len(set(ids)) != len(ids):
-        raise LmEvalTaskError(f"lm-eval task {options.task!r}: item ids from `data.id_field` repeat; choose a unique field")
+        raise LmEvalTaskError(
+            f"lm-eval task {options.task!r}: item ids from `data.id_field` repeat; choose a unique field"
+        )
     return items
 
 
@@ -275,7 +323,10 @@ def load(spec: SuiteSpec, options: LmEvalOptions | None, context: LoadContext) -
     assert options is not None
     try:
         paths = {
-            split: [resolve(f, context, field=f"data.files.{split}", spec=spec.where) for f in options.split_files(split)]
+            split: [
+                resolve(f, context, field=f"data.files.{split}", spec=spec.where)
+                for f in options.split_files(split)
+            ]
             for split in options.files
         }
     except DataFileError:
@@ -302,7 +353,9 @@ def load(spec: SuiteSpec, options: LmEvalOptions | None, context: LoadContext) -
         from lm_eval.api.task import ConfigurableTask
 
         with tempfile.TemporaryDirectory(prefix="evalgate-lm-eval-") as cache_dir, _quiet_datasets():
-            task = ConfigurableTask(config=_offline_config(config, options, paths, fmt, Path(cache_dir), fewshot))
+            task = ConfigurableTask(
+                config=_offline_config(config, options, paths, fmt, Path(cache_dir), fewshot)
+            )
             items = _render(spec, options, task, spec.kind)
         _built[key] = items
         return list(items)

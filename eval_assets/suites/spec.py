@@ -131,7 +131,9 @@ class SuiteSpec(_Strict):
     description: str
     kind: str = Field(description="a registered suite kind: likelihood, generation, code, ...")
     loader: str = Field(description="a registered loader: file, lm_eval, or a built-in suite's own")
-    metric: str = Field(description="a registered scorer for the kind (acc; exact_match, regex, ...; pass_at_k)")
+    metric: str = Field(
+        description="a registered scorer for the kind (acc; exact_match, regex, ...; pass_at_k)"
+    )
     scorer_version: int = Field(ge=1)
     template: Template
     sampling: Sampling | None = None
@@ -139,8 +141,12 @@ class SuiteSpec(_Strict):
     limits: ExecutionLimits | None = None
     profiles: dict[str, Profile]
     scorer: dict[str, Any] = Field(default_factory=dict, description="the metric's parameters")
-    data: dict[str, Any] | None = Field(default=None, description="the loader's options (files, fields, task)")
-    replaces_builtin: bool = Field(default=False, description="a user spec that takes a built-in suite's name")
+    data: dict[str, Any] | None = Field(
+        default=None, description="the loader's options (files, fields, task)"
+    )
+    replaces_builtin: bool = Field(
+        default=False, description="a user spec that takes a built-in suite's name"
+    )
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -164,7 +170,9 @@ class SuiteSpec(_Strict):
         if value not in SCORERS:
             kind = info.data.get("kind")
             hint = f" (for kind {kind}: {', '.join(scorers_for(kind))})" if isinstance(kind, str) else ""
-            raise ValueError(f"unknown metric {value!r}; registered metrics: {', '.join(SCORERS.names())}{hint}")
+            raise ValueError(
+                f"unknown metric {value!r}; registered metrics: {', '.join(SCORERS.names())}{hint}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -185,10 +193,14 @@ class SuiteSpec(_Strict):
         if not kind.takes_limits and self.limits is not None:
             takers = [name for name in KINDS.names() if KINDS.get(name).takes_limits]
             raise ValueError(f"`limits` applies to {' and '.join(takers)} suites only")
-        if self.sampling is not None and self.sampling.temperature == 0 and (
-            self.sampling.n > 1 or any((p.samples or 1) > 1 for p in self.profiles.values())
+        if (
+            self.sampling is not None
+            and self.sampling.temperature == 0
+            and (self.sampling.n > 1 or any((p.samples or 1) > 1 for p in self.profiles.values()))
         ):
-            raise ValueError("several samples per item need `sampling.temperature` > 0 (greedy repeats itself)")
+            raise ValueError(
+                "several samples per item need `sampling.temperature` > 0 (greedy repeats itself)"
+            )
         if "smoke" not in self.profiles or "full" not in self.profiles:
             raise ValueError("`profiles` must define both `smoke` and `full`")
         try:
@@ -208,7 +220,9 @@ class SuiteSpec(_Strict):
                 self.loader,
             )
         if loader.options is None and self.data is not None:
-            raise spec_error(("data",), f"loader `{self.loader}` takes no `data` section (its data is pinned)")
+            raise spec_error(
+                ("data",), f"loader `{self.loader}` takes no `data` section (its data is pinned)"
+            )
         if loader.options is not None and self.data is None:
             raise spec_error(("data",), f"loader `{self.loader}` needs a `data` section")
         if not loader.renders_template:

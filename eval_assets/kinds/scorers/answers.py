@@ -28,7 +28,9 @@ def parse_number(text: str) -> Decimal | None:
 
 def regex_capture(pattern: re.Pattern[str], group: int | str, text: str, occurrence: str) -> str | None:
     """The ``group`` of the first (or last) match of ``pattern`` in ``text``; None when it does not match."""
-    matches = list(pattern.finditer(text)) if occurrence == "last" else [m for m in [pattern.search(text)] if m]
+    matches = (
+        list(pattern.finditer(text)) if occurrence == "last" else [m for m in [pattern.search(text)] if m]
+    )
     if not matches:
         return None
     value = matches[-1].group(group)

@@ -17,7 +17,9 @@ def acc(item: LikelihoodItem, output: LikelihoodOutput) -> ItemScore:
         )
     best = max(range(len(output.logprobs)), key=lambda i: output.logprobs[i])
     correct = best == item.gold
-    return ItemScore(prediction=str(best), gold=str(item.gold), correct=correct, score=float(correct), parsed=True)
+    return ItemScore(
+        prediction=str(best), gold=str(item.gold), correct=correct, score=float(correct), parsed=True
+    )
 
 
 def _build(_params: NoParams) -> Scorer[LikelihoodItem, LikelihoodOutput]:

@@ -18,7 +18,9 @@ class NumericParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     abs_tol: float = Field(default=0.0, ge=0.0, description="|answer - reference| <= abs_tol passes")
-    rel_tol: float = Field(default=0.0, ge=0.0, description="|answer - reference| <= rel_tol * |reference| passes")
+    rel_tol: float = Field(
+        default=0.0, ge=0.0, description="|answer - reference| <= rel_tol * |reference| passes"
+    )
     pattern: str | None = Field(
         default=None,
         description="a regex whose group 1 holds the number; default: the number after 'answer is', else the "

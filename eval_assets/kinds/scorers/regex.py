@@ -20,7 +20,9 @@ def compile_pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
 class RegexParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pattern: str = Field(description="a Python regular expression with a capture group, e.g. 'answer is (\\w+)'")
+    pattern: str = Field(
+        description="a Python regular expression with a capture group, e.g. 'answer is (\\w+)'"
+    )
     group: int | str = Field(default=1, description="the capture group (number or name) holding the answer")
     occurrence: Literal["first", "last"] = "first"
     ignore_case: bool = False
