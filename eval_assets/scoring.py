@@ -5,8 +5,10 @@ Bump ``scorer_version`` in the suite spec when a scorer's behaviour changes, and
 summary's schema or interval changes.
 
 The interval states its method: **Wilson** when every per-item score is 0/1 (a percentile bootstrap covers only
-~81% at n = 50 and gives [0, 0] on an all-wrong run), a **seeded percentile bootstrap** of the mean otherwise
-(pass@1 of several samples per problem).
+~81% at n = 50 and gives [0, 0] on an all-wrong run); **Wilson clustered by item** when each item's score is the
+share of several correlated samples (pass@1 of code suites: the effective sample size of the problems, so an
+all-failed run still has an upper bound); a **seeded percentile bootstrap** of the mean
+otherwise (fractional scores of other kinds).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: Bump when the scores summary's columns or its interval change (part of the scores asset's code version).
-SCORES_VERSION = 2
+SCORES_VERSION = 3
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 
@@ -110,7 +112,12 @@ def summarize(
     readable answer (same unit as ``n_total``); ``error_rate = (errors + unparsed) / n_total``.
     """
     values = scored.item_scores["score"].to_numpy()
-    interval = score_interval(values, binary=scored.binary)
+    if scored.sample_counts is not None and values.size:
+        interval: stats.Interval | None = stats.mean_rate_wilson_interval(
+            values, scored.sample_counts, CONFIDENCE
+        )
+    else:
+        interval = score_interval(values, binary=scored.binary)
     unparsed = int((~scored.item_scores["parsed"]).sum())
     details = dict(scored.details)
     return {

@@ -214,7 +214,8 @@ class SuiteScores:
 
     ``n_total`` counts prediction items attempted (code suites: problems × samples); ``errors`` counts those
     excluded from the score because of infrastructure errors, in the same unit. ``binary`` says every per-item
-    score is 0/1 (Wilson CI) rather than a fraction (seeded bootstrap)."""
+    score is 0/1 (Wilson CI) rather than a fraction (clustered Wilson by ``sample_counts`` where given, else
+    a seeded bootstrap)."""
 
     item_scores: pl.DataFrame
     n_total: int
@@ -222,6 +223,9 @@ class SuiteScores:
     binary: bool
     metric: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: how many correlated samples each item's score is the share of (code suites: the samples of a problem
+    #: that ran); the suite's CI is then a Wilson interval clustered by item
+    sample_counts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,8 @@ def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> Su
     """Per-problem scores from the executions: each sample judged by the spec's scorer (``pass_at_k``: passed or
     not), ``score`` the unbiased pass@1 of the problem (c/n over its samples that ran), ``correct`` whether its
     first such sample passed (a binary pass@1 draw, for paired tests). Samples with status ``error`` are excluded
-    and counted; a problem with no sample left is excluded."""
+    and counted; a problem with no sample left is excluded. With several samples per problem the suite's CI is a
+    Wilson interval clustered by problem (``sample_counts``)."""
     status = pl.col("status")
     scorer = build_scorer(spec)
     ran = executions.filter(status != INFRASTRUCTURE_ERROR)
@@ -190,13 +191,15 @@ def score_code(spec: SuiteSpec, checkpoint: str, executions: pl.DataFrame) -> Su
     details["error_samples"] = executions.height - ran.height
     if excluded:
         details["problems_excluded"] = excluded
+    binary = samples_per_problem == 1
     return SuiteScores(
         item_scores=item_scores_frame(spec.name, checkpoint, per_problem["task_id"].to_list(), scores),
         n_total=executions.height,
         errors=executions.height - ran.height,
-        binary=samples_per_problem == 1,
+        binary=binary,
         metric="pass@1",
         details=details,
+        sample_counts=None if binary else tuple(per_problem["n"].to_list()),
     )
 
 

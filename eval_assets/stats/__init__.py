@@ -14,6 +14,7 @@ Which interval for which number:
   :func:`paired_bootstrap_diff` (real-valued scores, or clustered items) and :func:`mcnemar`;
 * judge win-rate (both orders per prompt): :func:`cluster_bootstrap_mean` or
   :func:`clustered_wilson_interval`, clustered by prompt;
+* pass@1 over several samples per problem: :func:`mean_rate_wilson_interval`;
 * pass@k: :func:`pass_at_k_interval`; judge validity: :func:`cohens_kappa`;
 * "enough items to decide?": :func:`paired_sample_size`, :func:`minimum_detectable_effect`;
 * several suites in one gate decision: :func:`holm`.
@@ -33,6 +34,7 @@ from ._power import minimum_detectable_effect, paired_power, paired_sample_size
 from ._proportions import (
     clopper_pearson_interval,
     clustered_wilson_interval,
+    mean_rate_wilson_interval,
     proportion_interval,
     wilson_interval,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "holm",
     "mcnemar",
     "mcnemar_from_counts",
+    "mean_rate_wilson_interval",
     "minimum_detectable_effect",
     "paired_bootstrap_diff",
     "paired_power",

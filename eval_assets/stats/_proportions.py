@@ -142,3 +142,41 @@ def clustered_wilson_interval(values: Any, clusters: Any, confidence: float = 0.
     z = float(stats.norm.isf((1.0 - confidence) / 2.0))
     low, high = wilson_bounds(p, n_eff, z)
     return Interval(p, low, high, n_items, confidence, "wilson-clustered", n_clusters=n_clusters)
+
+
+def mean_rate_wilson_interval(rates: Any, sizes: Any, confidence: float = 0.95) -> Interval:
+    """Wilson interval for the mean of per-item rates, each from ``sizes[i]`` correlated samples (pass@1 of a
+    code suite: per problem, the share of its samples that passed; the suite's pass@1 is their mean).
+
+    The estimate weighs every item equally (the unbiased pass@1 of HumanEval). The variance of the mean is
+    ``s**2 / G`` over the ``G`` items (``s`` their rates' standard deviation), the effective sample size
+    ``n_eff = p(1-p) / v`` capped at the number of samples; with equal sizes this is
+    :func:`clustered_wilson_interval` over the samples. At a rate of 0 or 1 (every sample failed, or every one
+    passed) or a single item the variance says nothing and ``n_eff`` is ``G`` (fully correlated samples: the
+    conservative choice), so an all-failed run still gets an informative upper bound where a bootstrap gives
+    [0, 0].
+
+    Raises:
+        ValueError: rates outside [0, 1], NaN, sizes below 1, mismatched lengths, confidence outside (0, 1).
+
+    Coverage: within 95% ± 1.5% in simulation for 164 problems × 5 samples with varying difficulty, and at
+    least 93% down to a mean rate of 2% (see the tests).
+    """
+    confidence = check_confidence(confidence)
+    r = as_float_array(rates, "rates")
+    m = as_float_array(sizes, "sizes")
+    if len(m) != len(r):
+        raise ValueError(f"rates and sizes differ in length ({len(r)} vs {len(m)}); give one size per rate.")
+    if r.min() < 0.0 or r.max() > 1.0:
+        raise ValueError("rates must lie in [0, 1] (a share of samples per item).")
+    if m.min() < 1:
+        raise ValueError("sizes must be >= 1 (the number of samples behind each rate).")
+    n_items = len(r)
+    p = float(r.mean())
+    n_eff = float(n_items)
+    if n_items > 1 and 0.0 < p < 1.0:
+        variance = float(r.var(ddof=1)) / n_items
+        n_eff = float(m.sum()) if variance <= 0 else min(float(m.sum()), p * (1.0 - p) / variance)
+    z = float(stats.norm.isf((1.0 - confidence) / 2.0))
+    low, high = wilson_bounds(p, n_eff, z)
+    return Interval(p, low, high, n_items, confidence, "wilson-clustered", n_clusters=n_items)

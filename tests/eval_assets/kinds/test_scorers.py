@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from eval_assets import stats
 from eval_assets.kinds import (
     GenerationOutput,
     LikelihoodOutput,
@@ -33,8 +34,16 @@ def test_acc_is_the_argmax_and_checks_the_choice_count() -> None:
     acc = get_scorer("acc").build(get_scorer("acc").params())
     item = LikelihoodItem("i", "ctx", (" a", " b", " c"), gold=1)
     score = acc(item, LikelihoodOutput(logprobs=(-3.0, -1.0, -2.0), greedy=(False, True, False)))
-    assert (score.prediction, score.gold, score.correct, score.score, score.parsed) == ("1", "1", True, 1.0, True)
-    assert not acc(item, LikelihoodOutput(logprobs=(-1.0, -1.0, -2.0), greedy=(True,) * 3)).correct  # tie: first
+    assert (score.prediction, score.gold, score.correct, score.score, score.parsed) == (
+        "1",
+        "1",
+        True,
+        1.0,
+        True,
+    )
+    assert not acc(
+        item, LikelihoodOutput(logprobs=(-1.0, -1.0, -2.0), greedy=(True,) * 3)
+    ).correct  # tie: first
     with pytest.raises(MalformedPredictionError, match="2 log-likelihoods for 3 choices"):
         acc(item, LikelihoodOutput(logprobs=(-1.0, -2.0), greedy=(True, False)))
 
@@ -54,7 +63,9 @@ def test_acc_is_the_argmax_and_checks_the_choice_count() -> None:
         ({"answer": "text"}, "x", "   ", ("", False, False)),
     ],
 )
-def test_exact_match(params: dict[str, object], gold: str, text: str, expected: tuple[str, bool, bool]) -> None:
+def test_exact_match(
+    params: dict[str, object], gold: str, text: str, expected: tuple[str, bool, bool]
+) -> None:
     score = exact_match(ExactMatchParams.model_validate(params))(gen(gold), out(text))
     assert (score.prediction, score.correct, score.parsed) == expected
     assert score.score == float(expected[1]) and score.gold == gold
@@ -81,15 +92,27 @@ def test_regex_capture_group() -> None:
     scorer = regex(RegexParams(pattern=r"answer is (\w+)"))
     hit = scorer(gen("blue"), out("I think the answer is blue, or the answer is red"))
     assert (hit.prediction, hit.correct, hit.parsed) == ("blue", True, True)
-    last = regex(RegexParams(pattern=r"answer is (\w+)", occurrence="last"))(gen("blue"), out("answer is blue; answer is red"))
+    last = regex(RegexParams(pattern=r"answer is (\w+)", occurrence="last"))(
+        gen("blue"), out("answer is blue; answer is red")
+    )
     assert (last.prediction, last.correct) == ("red", False)
     miss = scorer(gen("blue"), out("blue"))
     assert (miss.prediction, miss.correct, miss.parsed) == ("", False, False)
-    named = regex(RegexParams(pattern=r"\[(?P<ans>[A-D])\]", group="ans", ignore_case=True))(gen("b"), out("pick [B]"))
+    named = regex(RegexParams(pattern=r"\[(?P<ans>[A-D])\]", group="ans", ignore_case=True))(
+        gen("b"), out("pick [B]")
+    )
     assert named.correct and named.prediction == "B"
 
 
-@pytest.mark.parametrize("bad", [{"pattern": "(unclosed"}, {"pattern": "no group"}, {"pattern": "(a)", "group": 2}, {"pattern": "(a)", "group": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"pattern": "(unclosed"},
+        {"pattern": "no group"},
+        {"pattern": "(a)", "group": 2},
+        {"pattern": "(a)", "group": "x"},
+    ],
+)
 def test_regex_parameters_are_checked(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RegexParams.model_validate(bad)
@@ -110,7 +133,9 @@ def test_regex_parameters_are_checked(bad: dict[str, object]) -> None:
         ({}, "5", "no number here", ("", False, False)),
     ],
 )
-def test_numeric_tolerance(params: dict[str, object], gold: str, text: str, expected: tuple[str, bool, bool]) -> None:
+def test_numeric_tolerance(
+    params: dict[str, object], gold: str, text: str, expected: tuple[str, bool, bool]
+) -> None:
     score = numeric(NumericParams.model_validate(params))(gen(gold), out(text))
     assert (score.prediction, score.correct, score.parsed) == expected
 
@@ -155,16 +180,35 @@ def test_code_scores_exclude_and_count_infrastructure_errors() -> None:
     assert frame["prediction"].to_list() == ["1/1 passed (1 errored)", "0/2 passed"]
     assert (scored.n_total, scored.errors, scored.binary, scored.metric) == (6, 3, False, "pass@1")
     assert scored.details["error_samples"] == 3 and scored.details["problems_excluded"] == ["C"]
-    summary = summarize(spec, scored, checkpoint="ckpt", profile="smoke", suite_code_version="v", model_hash="m")
+    summary = summarize(
+        spec, scored, checkpoint="ckpt", profile="smoke", suite_code_version="v", model_hash="m"
+    )
     assert (summary["n"], summary["n_total"], summary["errors"], summary["unparsed"]) == (2, 6, 3, 0)
     assert summary["error_rate"] == pytest.approx(0.5)
-    assert summary["ci_method"] == "bootstrap-percentile"
+    assert summary["score"] == pytest.approx(0.5), "pass@1 is the mean over problems of their c/n"
+    assert summary["ci_method"] == "wilson-clustered"
+
+
+def test_an_all_failed_code_run_keeps_an_upper_bound() -> None:
+    """Five problems × two samples, none passed: a bootstrap says [0, 0]; the clustered Wilson interval
+    treats the two samples of a problem as one (fully correlated) and still bounds pass@1 from above."""
+    spec = load_suite_specs()["humaneval"]
+    executions = _executions([(task, index, "failed") for task in "ABCDE" for index in (0, 1)])
+    scored = score_code(spec, "ckpt", executions)
+    summary = summarize(
+        spec, scored, checkpoint="ckpt", profile="smoke", suite_code_version="v", model_hash="m"
+    )
+    assert summary["score"] == 0.0 and summary["ci_low"] == 0.0
+    wilson_of_problems = stats.wilson_interval(0, 5)
+    assert summary["ci_high"] == pytest.approx(wilson_of_problems.high) and summary["ci_high"] > 0.4
 
 
 def test_code_scores_when_nothing_ran() -> None:
     spec = load_suite_specs()["humaneval"]
     scored = score_code(spec, "ckpt", _executions([("A", 0, "error")]))
-    summary = summarize(spec, scored, checkpoint="ckpt", profile="smoke", suite_code_version="v", model_hash="m")
+    summary = summarize(
+        spec, scored, checkpoint="ckpt", profile="smoke", suite_code_version="v", model_hash="m"
+    )
     assert summary["n"] == 0 and summary["errors"] == 1 and summary["error_rate"] == 1.0
     assert math.isnan(summary["score"]) and summary["ci_method"].startswith("none")
 

@@ -286,3 +286,28 @@ def test_item_level_bootstrap_under_covers_a_clustered_win_rate() -> None:
     """Stated behaviour: ignoring that both orders of a prompt are correlated gives too-narrow intervals."""
     coverage = _win_rate_coverage("items", n_prompts=200, n_sets=2_000, seed=300)
     assert coverage < 0.935, coverage
+
+
+# --- pass@1 over several samples per problem --------------------------------------------------------------
+
+
+def _mean_rate_coverage(n_problems: int, samples: int, a: float, b: float, n_sets: int, seed: int) -> float:
+    """Problems of varying difficulty (pass probability ~ Beta(a, b)), ``samples`` draws each; the true pass@1
+    is the Beta mean."""
+    rng = np.random.default_rng(seed)
+    truth = a / (a + b)
+    sizes = np.full(n_problems, samples)
+    covered = 0
+    for _ in range(n_sets):
+        rates = rng.binomial(samples, rng.beta(a, b, size=n_problems)) / samples
+        covered += stats.mean_rate_wilson_interval(rates, sizes).contains(truth)
+    return covered / n_sets
+
+
+@pytest.mark.parametrize(
+    ("n_problems", "samples", "a", "b"),
+    [(164, 5, 0.5, 0.5), (164, 5, 0.3, 3.0), (50, 5, 0.2, 2.0), (20, 2, 0.5, 4.0), (164, 5, 0.1, 5.0)],
+)
+def test_mean_rate_wilson_covers_pass_at_1(n_problems: int, samples: int, a: float, b: float) -> None:
+    coverage = _mean_rate_coverage(n_problems, samples, a, b, n_sets=1_500, seed=410)
+    assert 0.93 <= coverage <= 0.975, coverage

@@ -101,3 +101,31 @@ def test_clustered_wilson_edges() -> None:
     )
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         stats.clustered_wilson_interval([1.0, 2.0], ["a", "b"])
+
+
+def test_mean_rate_wilson_is_wilson_for_one_sample_per_item() -> None:
+    rates = np.array([1.0] * 37 + [0.0] * 63)
+    ours = stats.mean_rate_wilson_interval(rates, np.ones(100))
+    low, high = proportion_confint(37, 100, alpha=0.05, method="wilson")
+    # the variance carries the n/(n-1) small-sample factor: Wilson's interval on 99 effective trials
+    assert (ours.low, ours.high) == (pytest.approx(low, rel=0.01), pytest.approx(high, rel=0.01))
+    assert ours.high - ours.low > high - low
+
+
+def test_mean_rate_wilson_equals_clustered_wilson_over_samples_for_equal_sizes() -> None:
+    rng = np.random.default_rng(5)
+    passed = rng.random((40, 4)) < rng.beta(0.5, 1.5, size=(40, 1))
+    ours = stats.mean_rate_wilson_interval(passed.mean(axis=1), np.full(40, 4))
+    clustered = stats.clustered_wilson_interval(passed.ravel().astype(float), np.repeat(np.arange(40), 4))
+    assert (ours.estimate, ours.low, ours.high) == pytest.approx(
+        (clustered.estimate, clustered.low, clustered.high)
+    )
+
+
+def test_mean_rate_wilson_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.mean_rate_wilson_interval([0.5, 0.5], [2])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.mean_rate_wilson_interval([1.5], [2])
+    with pytest.raises(ValueError, match="sizes"):
+        stats.mean_rate_wilson_interval([0.5], [0])
