@@ -72,7 +72,9 @@ def main() -> int:
     gpu = torch.cuda.get_device_name()
     peak = next((bw for name, bw in PEAK_BANDWIDTH.items() if name in gpu), None)
     rows = []
-    prompt = "Question: Natalia sold clips to 48 of her friends in April. How many clips did she sell?\nAnswer:"
+    prompt = (
+        "Question: Natalia sold clips to 48 of her friends in April. How many clips did she sell?\nAnswer:"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             path = build_checkpoint(size, args.tokenizer_dir, Path(tmp) / size)
@@ -89,11 +91,17 @@ def main() -> int:
                                  "batch": batch, "tokens_per_s": round(tps, 1), "bandwidth_share": round(share, 4)})  # fmt: skip
                     print(json.dumps(rows[-1]), flush=True)
                     backend.close()
-    print(f"\n{'size':>6} {'batch':>5} {'dynamic tok/s':>14} {'static tok/s':>13} {'speed-up':>8} {'static BW share':>15}")
+    print(
+        f"\n{'size':>6} {'batch':>5} {'dynamic tok/s':>14} {'static tok/s':>13} {'speed-up':>8} {'static BW share':>15}"
+    )
     for size in args.sizes.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            dyn = next(r for r in rows if r["size"] == size and r["batch"] == batch and r["kv_cache"] == "dynamic")
-            sta = next(r for r in rows if r["size"] == size and r["batch"] == batch and r["kv_cache"] == "static")
+            dyn = next(
+                r for r in rows if r["size"] == size and r["batch"] == batch and r["kv_cache"] == "dynamic"
+            )
+            sta = next(
+                r for r in rows if r["size"] == size and r["batch"] == batch and r["kv_cache"] == "static"
+            )
             print(f"{size:>6} {batch:>5} {dyn['tokens_per_s']:>14} {sta['tokens_per_s']:>13} "
                   f"{sta['tokens_per_s'] / dyn['tokens_per_s']:>7.2f}x {sta['bandwidth_share']:>14.1%}")  # fmt: skip
     if args.json:

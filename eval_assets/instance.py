@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -88,8 +90,67 @@ def ensure_dagster_home(layout: HomeLayout) -> Path:
 
 
 def open_instance(layout: HomeLayout) -> dg.DagsterInstance:
+    """The CLI's instance. Runs an earlier CLI process left STARTED when it died (SIGKILL, OOM, power loss)
+    are marked failed first: nothing else would ever end them."""
     ensure_dagster_home(layout)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    mark_interrupted_runs(instance)
+    return instance
+
+
+#: Tags an in-process CLI run carries: which process on which host executes it, and that process's start
+#: (boot id and start tick), so a reused pid is not mistaken for the run's process.
+TAG_HOST = "evalgate/host"
+TAG_PID = "evalgate/pid"
+TAG_PROCESS = "evalgate/process_start"
+TAG_SUITES = "evalgate/suites"
+
+
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start tick>`` of a live process (Linux ``/proc``), or None where it cannot be read
+    (not running, or no ``/proc``)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return f"{boot}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+
+
+def process_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(pid), TAG_PROCESS: process_start(pid) or ""}
+
+
+def run_process_alive(tags: dict[str, str]) -> bool | None:
+    """Whether the CLI process that executes a run with these tags is still running: None when that cannot be
+    told from here (another host, or a run evalgate's CLI did not start)."""
+    if tags.get(TAG_HOST) != socket.gethostname() or not tags.get(TAG_PID, "").isdigit():
+        return None
+    started = process_start(int(tags[TAG_PID]))
+    if started is None:
+        return False
+    return not tags.get(TAG_PROCESS) or started == tags[TAG_PROCESS]
+
+
+def mark_interrupted_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed every STARTED (or STARTING) run that an evalgate CLI process on this host executed and whose
+    process is gone. Returns their run ids. Runs of other hosts, of live processes, and of the daemon or
+    ``dagster dev`` (no evalgate process tags; Dagster's run monitoring watches those) are left alone."""
+    active = instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    )
+    marked = []
+    for run in active:
+        if run_process_alive(dict(run.tags)) is False:
+            instance.report_run_failed(
+                run,
+                message=f"interrupted: the evalgate process (pid {run.tags[TAG_PID]} on {run.tags[TAG_HOST]}) "
+                "that executed this run ended without finishing it; marked failed by the next evalgate command",
+            )
+            marked.append(run.run_id)
+    return marked
 
 
 def register_checkpoint(
@@ -115,14 +176,53 @@ def register_checkpoint(
     return stored, added
 
 
+class UnknownSuiteError(ValueError):
+    """``--suite`` names a suite these definitions do not have."""
+
+
+def suite_selection(defs: dg.Definitions, suites: Sequence[str]) -> list[dg.AssetKey]:
+    """The assets that evaluate only ``suites``: each suite's own assets (keys ending in its name:
+    predictions, the kind's stages, scores, comparison) and the checkpoint manifest they read. Promotion is
+    left out: it needs every suite's checks, so a partial evaluation never moves production."""
+    graph = defs.resolve_asset_graph()
+    keys = [key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
+    known = sorted({key.path[-1] for key in keys if len(key.path) > 1})
+    unknown = [name for name in suites if name not in known]
+    if unknown:
+        raise UnknownSuiteError(
+            f"no suite named {', '.join(map(repr, unknown))}: the suites are {', '.join(known)} "
+            "(`evalgate suites list`; your own with --suites-dir)"
+        )
+    return sorted(
+        (
+            key
+            for key in keys
+            if (len(key.path) > 1 and key.path[-1] in suites) or key.path == ["checkpoint_manifest"]
+        ),
+        key=lambda key: key.to_user_string(),
+    )
+
+
 def evaluate_partition(
-    defs: dg.Definitions, instance: dg.DagsterInstance, checkpoint: str, *, log_level: str = "INFO"
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    checkpoint: str,
+    *,
+    log_level: str = "INFO",
+    suites: Sequence[str] = (),
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset of one checkpoint partition, checks included, in this process."""
+    """Materialize every asset of one checkpoint partition (or only those of ``suites``), checks included, in
+    this process. The run is tagged with this process, so that if the process dies the next CLI start marks
+    the run failed (:func:`mark_interrupted_runs`)."""
     job = defs.resolve_implicit_global_asset_job_def()
+    tags = process_tags()
+    if suites:
+        tags[TAG_SUITES] = ",".join(suites)
     return job.execute_in_process(
         partition_key=checkpoint,
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        asset_selection=suite_selection(defs, suites) if suites else None,
+        tags=tags,
     )

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from resources.table_location import TableLocation
+
+#: The results location when ``EvalgateHome.results_uri`` is unset (default: ``<home>/tables``).
+RESULTS_URI_ENV = "EVALGATE_RESULTS_URI"
 
 
 def default_home() -> Path:
@@ -31,7 +37,8 @@ class HomeLayout:
 
     @property
     def tables(self) -> Path:
-        """Delta tables: predictions, item_scores, scores, comparisons, gate_decisions, prediction_cache."""
+        """The default, local results location (Delta tables: predictions, item_scores, scores, comparisons,
+        gate_decisions, prediction_cache); :func:`results_location` says where they are."""
         return self.root / "tables"
 
     @property
@@ -63,3 +70,14 @@ def overrides_dir(layout: HomeLayout, configured: str | None = None) -> Path:
     """Override records: ``configured``, else ``$EVALGATE_OVERRIDES_DIR``, else ``<home>/overrides``."""
     value = configured or os.environ.get("EVALGATE_OVERRIDES_DIR")
     return Path(value).expanduser().resolve() if value else layout.root / "overrides"
+
+
+def results_location(
+    layout: HomeLayout,
+    uri: str | None = None,
+    storage_options: Mapping[str, str] | None = None,
+    secret_env: Mapping[str, str] | None = None,
+) -> TableLocation:
+    """Where the results tables live: ``uri``, else ``$EVALGATE_RESULTS_URI``, else ``<home>/tables``."""
+    value = uri or os.environ.get(RESULTS_URI_ENV) or str(layout.tables)
+    return TableLocation(value, dict(storage_options or {}), dict(secret_env or {}))

@@ -13,9 +13,11 @@ halfway resumes from the last written chunk. Where another run committed a key f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -31,9 +33,11 @@ __all__ = [
     "OUTPUT_FORMAT_VERSION",
     "PREDICTION_SCHEMA",
     "EngineMismatchError",
+    "PredictProgress",
     "PredictionStats",
     "item_prompt_hash",
     "item_sampling_hash",
+    "observe_progress",
     "predict_suite",
     "sampling_params",
 ]
@@ -75,6 +79,48 @@ class PredictionStats:
     engine: str
     differing: int = 0
     compacted: bool = False
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    """Where one suite's predictions stand, for a progress display. ``phase``: ``start`` (the cache was read:
+    ``cache_hits`` of ``items`` served), ``loading`` (the model is being opened: misses remain), ``loaded``,
+    ``chunk`` (``computed`` of ``to_compute`` distinct keys done), ``done``."""
+
+    checkpoint: str
+    suite: str
+    phase: Literal["start", "loading", "loaded", "chunk", "done"]
+    items: int
+    cache_hits: int
+    to_compute: int
+    computed: int = 0
+
+    @property
+    def items_done(self) -> int:
+        """Items with an output so far: the cache hits, then the computed items (all items once done)."""
+        if self.phase == "done":
+            return self.items
+        return min(self.items, self.cache_hits + self.computed)
+
+
+ProgressListener = Callable[[PredictProgress], None]
+_LISTENERS: ContextVar[tuple[ProgressListener, ...]] = ContextVar("evalgate_predict_progress", default=())
+
+
+@contextmanager
+def observe_progress(listener: ProgressListener) -> Iterator[None]:
+    """Within the block, every :func:`predict_suite` in this context also reports to ``listener`` (the CLI's
+    progress display; the Dagster asset keeps its own ``progress(done, total)`` callback)."""
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
+
+
+def _emit(event: PredictProgress) -> None:
+    for listener in _LISTENERS.get():
+        listener(event)
 
 
 def item_sampling_hash(spec: SuiteSpec, engine: str) -> str:
@@ -141,8 +187,15 @@ def predict_suite(
     todo = list(missing.items())
     model_calls = 0
     compacted = False
+
+    def emit(phase: Literal["start", "loading", "loaded", "chunk", "done"], computed: int = 0) -> None:
+        _emit(PredictProgress(checkpoint, spec.name, phase, len(items), hits, len(todo), computed))
+
+    emit("start")
     if todo:
+        emit("loading")
         backend = open_backend()
+        emit("loaded")
         try:
             check_engine(backend, engine, checkpoint)
             done = 0
@@ -164,11 +217,13 @@ def predict_suite(
                 outputs.update(written.committed)
                 differing += len(written.differing)
                 done += len(chunk)
+                emit("chunk", done)
                 if progress is not None:
                     progress(done, len(todo))
         finally:
             backend.close()
         compacted = cache.compact(identity, min_files=COMPACT_MIN_FILES)
+    emit("done", len(todo))
     frame = pl.DataFrame(
         {
             "checkpoint": [checkpoint] * len(items),

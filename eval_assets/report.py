@@ -28,13 +28,16 @@ def latest_decisions(results: ResultsStore, checkpoint: str) -> pl.DataFrame:
 
 
 def checkpoint_rows(results: ResultsStore, checkpoint: str) -> list[dict[str, str]]:
+    """The table's rows for one checkpoint: none when it has no scores yet."""
     scores = results.read("scores", checkpoint=checkpoint)
+    if scores.height == 0:
+        return []
     comparisons = results.read("comparisons", checkpoint=checkpoint)
     decisions = latest_decisions(results, checkpoint)
     rows = []
     for score in scores.sort("suite").iter_rows(named=True):
         suite = score["suite"]
-        comp = comparisons.filter(pl.col("suite") == suite).to_dicts()
+        comp = comparisons.filter(pl.col("suite") == suite).to_dicts() if comparisons.height else []
         rules = (
             decisions.filter((pl.col("suite") == suite) & ~pl.col("rule").is_in(NOT_VERDICTS)).to_dicts()
             if decisions.height
@@ -95,6 +98,40 @@ def production_line(head: ProductionHead | None) -> str:
     )
 
 
+def policy_line(version: int, policy_hash: str) -> str:
+    return f"policy: version {version} ({policy_hash[:19]}…)"
+
+
+def run_decisions(results: ResultsStore, checkpoint: str, run_id: str) -> list[str]:
+    """What one run decided, as decisions: ``BLOCKED`` with each blocking rule's reason, else the promotion's
+    outcome. Empty when the run recorded no decision (it failed before the gate)."""
+    decisions = results.read("gate_decisions", checkpoint=checkpoint)
+    if decisions.height == 0:
+        return []
+    mine = (  # the last word of each rule in the run (a growing gate records one decision per look)
+        decisions.filter(pl.col("run_id") == run_id)
+        .sort("decided_at")
+        .group_by(["suite", "rule"], maintain_order=True)
+        .last()
+    )
+    blocked = mine.filter(
+        pl.col("blocking")
+        & ~pl.col("rule").is_in(NOT_VERDICTS)
+        & pl.col("outcome").is_in(["fail", "inconclusive"])
+    )
+    lines = [
+        f"BLOCKED {checkpoint}: {row['suite']} {row['rule']}: {row['outcome']}: {row['reason']}"
+        for row in blocked.iter_rows(named=True)
+    ]
+    for row in mine.filter(pl.col("rule") == "promotion").iter_rows(named=True):
+        label = {"promoted": "PROMOTED", "blocked": "BLOCKED", "already_production": "UNCHANGED"}.get(
+            row["outcome"], "NOT PROMOTED"
+        )
+        if not (label == "BLOCKED" and lines):
+            lines.append(f"{label} {checkpoint}: {row['reason']}")
+    return lines
+
+
 def reasons(results: ResultsStore, checkpoint: str) -> list[str]:
     decisions = latest_decisions(results, checkpoint)
     if decisions.height == 0:
@@ -122,11 +159,30 @@ def format_table(rows: Sequence[dict[str, str]]) -> str:
 
 
 def render_report(
-    results: ResultsStore, checkpoints: Sequence[str], head: ProductionHead | None = None
+    results: ResultsStore,
+    checkpoints: Sequence[str],
+    head: ProductionHead | None = None,
+    *,
+    policy: tuple[int, str] | None = None,
 ) -> str:
-    rows = [row for name in checkpoints for row in checkpoint_rows(results, name)]
+    """Production (and the gate policy's version and hash, when given), the table, the reasons for every
+    verdict that is not a plain pass, and the checkpoints that have no results yet."""
+    rows: list[dict[str, str]] = []
+    waiting = []
+    for name in checkpoints:
+        mine = checkpoint_rows(results, name)
+        rows.extend(mine)
+        if not mine:
+            waiting.append(name)
     why = [line for name in checkpoints for line in reasons(results, name)]
-    text = production_line(head) + "\n\n" + format_table(rows)
+    header = [production_line(head)] + ([policy_line(*policy)] if policy else [])
+    text = "\n".join(header) + "\n\n" + format_table(rows)
     if why:
         text += "\n\nWhy:\n" + "\n".join(f"  - {line}" for line in why)
+    if waiting and rows:
+        text += "\n\n" + not_evaluated_line(waiting)
     return text
+
+
+def not_evaluated_line(names: Sequence[str]) -> str:
+    return f"no results yet for {', '.join(names)}: evaluate with `evalgate evaluate {' '.join(names)}`"

@@ -41,7 +41,10 @@ class CheckpointRegistry:
                     f"checkpoint name {manifest.name!r} is already registered for other weights "
                     f"({existing.model_hash} at {existing.path}); choose a new name for {manifest.model_hash}"
                 )
-            if (existing.tokenizer_hash, existing.config_hash) == (manifest.tokenizer_hash, manifest.config_hash):
+            if (existing.tokenizer_hash, existing.config_hash) == (
+                manifest.tokenizer_hash,
+                manifest.config_hash,
+            ):
                 return False
             if existing.config_hash is None and manifest.config_hash is not None:
                 try:

@@ -22,7 +22,9 @@ Safe for concurrent runs on one home (two ``evalgate evaluate`` processes, the d
 
 A table written by an evalgate before this layout (keyed on the weights hash alone, unpartitioned) is moved
 aside to ``<path>.legacy-v1`` on first use: none of its keys can be hit under the new key, and nothing is
-deleted.
+deleted. (Local folders only: object-store locations postdate that layout; one found there is refused.)
+
+The table lives at a :class:`~resources.table_location.TableLocation`: a local folder or an object store.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from os import PathLike
 
 import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from resources.results_store import quote
+from resources.table_location import TableLocation, TableLocationError
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +129,18 @@ def _backoff(attempt: int) -> None:
 
 
 class PredictionCache:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: TableLocation | str | PathLike[str]) -> None:
+        self.path = TableLocation.of(path)
         self.writer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._ready = False
         self._layout_checked = False
 
     # -- the table --------------------------------------------------------------------------------------------
     def _exists(self) -> bool:
-        return DeltaTable.is_deltatable(str(self.path))
+        return self.path.is_table()
+
+    def _table(self) -> DeltaTable:
+        return self.path.table()
 
     def _is_current(self, table: DeltaTable) -> bool:
         names = set(table.schema().to_arrow().names)
@@ -146,15 +152,21 @@ class PredictionCache:
         if self._layout_checked:
             return
         self._layout_checked = True
-        if not self._exists() or self._is_current(DeltaTable(str(self.path))):
+        if not self._exists() or self._is_current(self._table()):
             return
-        target = self.path.with_name(f"{self.path.name}.legacy-v1")
+        if self.path.is_remote:
+            raise TableLocationError(
+                f"prediction cache {self.path} has an older layout (keyed on the weights hash alone); move or "
+                "delete it: its outputs cannot be served under the current key"
+            )
+        local = self.path.local_path
+        target = local.with_name(f"{local.name}.legacy-v1")
         number = 1
         while target.exists():
             number += 1
-            target = self.path.with_name(f"{self.path.name}.legacy-v1.{number}")
+            target = local.with_name(f"{local.name}.legacy-v1.{number}")
         try:
-            os.rename(self.path, target)
+            os.rename(local, target)
         except FileNotFoundError:
             return  # another process moved it first
         log.warning(
@@ -175,8 +187,11 @@ class PredictionCache:
                 self._ready = True
                 return
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                DeltaTable.create(str(self.path), SCHEMA.to_arrow(), mode="ignore", partition_by=[PARTITION])
+                self.path.ensure_parent()
+                DeltaTable.create(
+                    self.path.uri, SCHEMA.to_arrow(), mode="ignore", partition_by=[PARTITION],
+                    storage_options=self.path.delta_options(),
+                )  # fmt: skip
             except (DeltaError, OSError) as exc:
                 # Another writer committed version 0 first; the table is there on the next look.
                 log.debug("creating %s lost a race (%s); attempt %d", self.path, exc, attempt)
@@ -186,8 +201,7 @@ class PredictionCache:
         self._ready = True
 
     def _partition_files(self, prefix: str) -> list[str]:
-        table = DeltaTable(str(self.path))
-        return table.file_uris(file_pruning_predicate=[(PARTITION, "=", prefix)])
+        return self._table().file_uris(file_pruning_predicate=[(PARTITION, "=", prefix)])
 
     # -- reads -----------------------------------------------------------------------------------------------
     def _rows(self, model_identity: str, sampling_hash: str, prompt_hashes: Sequence[str]) -> pl.DataFrame:
@@ -196,7 +210,7 @@ class PredictionCache:
         if not files:
             return pl.DataFrame(schema={name: SCHEMA[name] for name in columns})
         return (
-            pl.scan_parquet(files)
+            pl.scan_parquet(files, storage_options=self.path.read_options())
             .filter(
                 (pl.col("model_identity") == model_identity)
                 & (pl.col("sampling_hash") == sampling_hash)
@@ -213,7 +227,9 @@ class PredictionCache:
         outputs = dict(zip(first["prompt_hash"].to_list(), first["output"].to_list(), strict=True))
         differing: list[Differing] = []
         if ordered.height != first.height:
-            for prompt_hash, item_id, output in ordered.select("prompt_hash", "item_id", "output").iter_rows():
+            for prompt_hash, item_id, output in ordered.select(
+                "prompt_hash", "item_id", "output"
+            ).iter_rows():
                 if output != outputs[prompt_hash] and all(d.prompt_hash != prompt_hash for d in differing):
                     differing.append(Differing(prompt_hash, item_id, outputs[prompt_hash], output))
             if differing:
@@ -280,7 +296,7 @@ class PredictionCache:
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
             try:
                 metrics = (
-                    DeltaTable(str(self.path))
+                    self._table()
                     .merge(frame, predicate=predicate, source_alias="s", target_alias="t")
                     .when_not_matched_insert_all()
                     .execute()
@@ -316,14 +332,17 @@ class PredictionCache:
             )
         missing = sorted(set(offered) - set(committed))
         if missing:  # pragma: no cover - a merge that neither inserted nor found a key
-            raise CacheCommitError(f"prediction cache {self.path}: keys neither inserted nor present: {missing[:3]}")
+            raise CacheCommitError(
+                f"prediction cache {self.path}: keys neither inserted nor present: {missing[:3]}"
+            )
         return CacheWrite(inserted=inserted, committed=committed, differing=differing, attempts=attempt)
 
     # -- maintenance -----------------------------------------------------------------------------------------
     def count(self) -> int:
         if not self._exists():
             return 0
-        return int(pl.scan_delta(str(self.path)).select(pl.len()).collect().item())
+        scan = pl.scan_delta(self.path.uri, storage_options=self.path.delta_options())
+        return int(scan.select(pl.len()).collect().item())
 
     def files(self, model_identity: str) -> list[str]:
         """The data files of a model identity's partition (what a lookup reads)."""
@@ -337,20 +356,24 @@ class PredictionCache:
         if not self._exists():
             return False
         filters = [(PARTITION, "=", model_prefix(model_identity))] if model_identity is not None else None
-        table = DeltaTable(str(self.path))
-        if len(table.file_uris(file_pruning_predicate=filters)) < min_files:
+        if len(self._table().file_uris(file_pruning_predicate=filters)) < min_files:
             return False
         for attempt in range(1, 4):
             try:
-                DeltaTable(str(self.path)).optimize.compact(partition_filters=filters)
+                self._table().optimize.compact(partition_filters=filters)
                 break
             except CommitFailedError as exc:
-                log.info("compacting %s lost a race to a concurrent writer (%s); attempt %d", self.path, exc, attempt)
+                log.info(
+                    "compacting %s lost a race to a concurrent writer (%s); attempt %d",
+                    self.path,
+                    exc,
+                    attempt,
+                )
                 _backoff(attempt)
         else:
             return False
         try:
-            DeltaTable(str(self.path)).vacuum(retention_hours=VACUUM_RETENTION_HOURS, dry_run=False)
+            self._table().vacuum(retention_hours=VACUUM_RETENTION_HOURS, dry_run=False)
         except DeltaError as exc:  # pragma: no cover - vacuum is best effort
             log.info("vacuuming %s failed (%s); left for the next run", self.path, exc)
         return True

@@ -7,14 +7,20 @@ authority (the gate's run id, or the override file's path and hash), who did it 
 the chain and is refused. ``production.json`` is only a readable view written after each move; a hand edit of
 it, or of the registry's manifest of the production checkpoint, is detected and refused as well.
 
-Moves are serialised per home by an exclusive ``flock`` held while the caller decides and moves
-(:meth:`ProductionLedger.locked`), and a move states the predecessor it expects (compare-and-swap), so two
-candidates compared against the same production cannot both be promoted.
+Moves are serialised by the production lock held while the caller decides and moves
+(:meth:`ProductionLedger.locked`; a ``flock`` on the local home, or a PostgreSQL advisory lock across hosts:
+:mod:`resources.production_lock` says which guarantee holds where), and a move states the predecessor it
+expects (compare-and-swap), so two candidates compared against the same production cannot both be promoted.
+The move's row is committed only if no row holds its sequence number (a Delta ``MERGE``, atomic on the table
+itself), so even writers under different locks never fork the history: the later one is refused.
+
+With results on object storage the history is shared by several homes, each with its own ``production.json``:
+a view that shows an *earlier* move of the verified history is stale (another host moved production), and is
+rebuilt; a view that shows no move of the history is still refused as a hand edit.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
@@ -29,6 +35,7 @@ import polars as pl
 
 from eval_assets.hashing import hash_value
 from resources.checkpoint_registry import CheckpointRegistry
+from resources.production_lock import FileLock, ProductionLock
 from resources.results_store import ResultsStore
 
 MOVE_RULE = "production_move"
@@ -70,7 +77,16 @@ def _link(previous: str, fields: dict[str, object]) -> str:
 
 def _move_fields(row: dict[str, object]) -> dict[str, object]:
     """The fields of a move row that the chain covers."""
-    keys = ("checkpoint", "model_hash", "predecessor", "authority_kind", "authority", "actor", "reason", "sequence")
+    keys = (
+        "checkpoint",
+        "model_hash",
+        "predecessor",
+        "authority_kind",
+        "authority",
+        "actor",
+        "reason",
+        "sequence",
+    )
     return {key: row.get(key) for key in keys} | {"moved_at": str(row.get("moved_at"))}
 
 
@@ -86,11 +102,17 @@ def _head(row: dict[str, object]) -> ProductionHead:
 class ProductionLedger:
     """Reads and appends production moves; the current production is the head of a verified chain."""
 
-    def __init__(self, results: ResultsStore, registry: CheckpointRegistry, pointer_file: Path, lock_file: Path):
+    def __init__(
+        self,
+        results: ResultsStore,
+        registry: CheckpointRegistry,
+        pointer_file: Path,
+        lock_file: Path | ProductionLock,
+    ) -> None:
         self.results = results
         self.registry = registry
         self.pointer_file = pointer_file
-        self.lock_file = lock_file
+        self.lock: ProductionLock = FileLock(lock_file) if isinstance(lock_file, Path) else lock_file
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -131,7 +153,7 @@ class ProductionLedger:
                 )
             return None
         head = _head(rows[-1])
-        self._verify_pointer(head)
+        self._verify_pointer(head, rows)
         manifest = self.registry.get(head.checkpoint)
         if manifest.model_hash != head.model_hash:
             raise ProductionIntegrityError(
@@ -141,15 +163,22 @@ class ProductionLedger:
             )
         return head
 
-    def _verify_pointer(self, head: ProductionHead) -> None:
+    def _verify_pointer(self, head: ProductionHead, rows: list[dict[str, object]]) -> None:
         if not self.pointer_file.is_file():
             self._write_pointer(head)  # a missing view is rebuilt from the history
             return
         try:
             view = json.loads(self.pointer_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ProductionIntegrityError(f"{self.pointer_file} is unreadable ({exc}); delete it to rebuild it") from exc
+            raise ProductionIntegrityError(
+                f"{self.pointer_file} is unreadable ({exc}); delete it to rebuild it"
+            ) from exc
         expected = self._pointer_view(head)
+        if view != expected and self.results.location.is_remote:
+            earlier = [self._pointer_view(_head(row)) for row in rows[:-1]]
+            if view in earlier:  # another home moved production on the shared history: the view is stale
+                self._write_pointer(head)
+                return
         if view != expected:
             raise ProductionIntegrityError(
                 f"{self.pointer_file} says production is {view.get('checkpoint')!r} ({view.get('model_hash')}), "
@@ -165,14 +194,9 @@ class ProductionLedger:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the home's production lock: decide and move inside it."""
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock_file.open("a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        """Hold the production lock: decide and move inside it."""
+        with self.lock.held():
+            yield
 
     def move(
         self,
@@ -211,7 +235,7 @@ class ProductionLedger:
         moved_at = datetime.now(UTC)
         fields["moved_at"] = moved_at.isoformat()
         chain = _link(previous_chain, fields)
-        self.results.record_decision(
+        appended = self.results.record_decision(
             checkpoint=checkpoint, suite="*", rule=MOVE_RULE, outcome=authority_kind, blocking=False,
             reason=reason, policy_version=policy_version, policy_hash=policy_hash, run_id=run_id,
             extra={
@@ -219,7 +243,13 @@ class ProductionLedger:
                 "authority": authority, "actor": actor, "sequence": len(rows) + 1, "moved_at": fields["moved_at"],
                 "chain_hash": chain,
             },
+            unique_on=("rule", "sequence"),
         )  # fmt: skip
+        if appended == 0:
+            raise ProductionMoveError(
+                f"production move {len(rows) + 1} was committed by another writer while {checkpoint} was being "
+                f"moved from {current!r}: {checkpoint} must be compared against the new production first"
+            )
         head = _head(self.moves()[-1])
         self._write_pointer(head)
         return head
@@ -235,7 +265,9 @@ class ProductionLedger:
 
     def _write_pointer(self, head: ProductionHead) -> None:
         self.pointer_file.parent.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(dir=self.pointer_file.parent, prefix=".production-", suffix=".json")
+        handle, staging = tempfile.mkstemp(
+            dir=self.pointer_file.parent, prefix=".production-", suffix=".json"
+        )
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(self._pointer_view(head), out, indent=2, sort_keys=True)
         os.replace(staging, self.pointer_file)

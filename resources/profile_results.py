@@ -10,40 +10,46 @@ compared with production's scores of that profile (same code version, same weigh
 
 from __future__ import annotations
 
-from pathlib import Path
+from os import PathLike
 
 import polars as pl
-from deltalake import DeltaTable
 
-from resources.results_store import quote, replace_rows
+from resources.results_store import quote, read_table, replace_rows
+from resources.table_location import TableLocation
 
 TABLES = ("scores_by_profile", "item_scores_by_profile")
 
 
 class ProfileResults:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: TableLocation | str | PathLike[str]) -> None:
+        self.location = TableLocation.of(root)
 
-    def table_path(self, table: str) -> Path:
+    def table_path(self, table: str) -> TableLocation:
         if table not in TABLES:
             raise ValueError(f"unknown profile results table {table!r}; one of {TABLES}")
-        return self.root / table
+        return self.location.child(table)
 
     def replace(self, table: str, frame: pl.DataFrame, *, checkpoint: str, suite: str, profile: str) -> None:
         """Write the rows of one (checkpoint, suite, profile), replacing what was there for that triple only."""
         for column, value in (("checkpoint", checkpoint), ("suite", suite), ("profile", profile)):
             if column not in frame.columns or set(frame[column].unique().to_list()) - {value}:
                 raise ValueError(f"rows for {table} must all have {column} {value!r}")
-        predicate = f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)} AND profile = {quote(profile)}"
+        predicate = (
+            f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)} AND profile = {quote(profile)}"
+        )
         replace_rows(self.table_path(table), frame, predicate)
 
     def read(
-        self, table: str, *, checkpoint: str | None = None, suite: str | None = None, profile: str | None = None
+        self,
+        table: str,
+        *,
+        checkpoint: str | None = None,
+        suite: str | None = None,
+        profile: str | None = None,
     ) -> pl.DataFrame:
-        path = self.table_path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        scan = read_table(self.table_path(table))
+        if scan is None:
             return pl.DataFrame()
-        scan = pl.scan_delta(str(path))
         for column, value in (("checkpoint", checkpoint), ("suite", suite), ("profile", profile)):
             if value is not None:
                 scan = scan.filter(pl.col(column) == value)

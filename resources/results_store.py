@@ -12,12 +12,14 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from os import PathLike
 from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
+
+from resources.table_location import TableLocation
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,9 @@ GATE_DECISION_SCHEMA = pl.Schema(
     }
 )
 
-REPLACED_TABLES = ("predictions", "code_executions", "item_scores", "scores", "comparisons")
+REPLACED_TABLES = (
+    "predictions", "code_executions", "judge_verdicts", "refusal_labels", "item_scores", "scores", "comparisons",
+)  # fmt: skip
 APPEND_TABLES = ("gate_decisions",)
 
 
@@ -65,7 +69,7 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def commit_with_retries(path: Path, write: Callable[[], None]) -> None:
+def commit_with_retries(path: object, write: Callable[[], None]) -> None:
     """Run ``write`` (one Delta commit to ``path``) until it wins its commit: concurrent runs on one home (two
     ``evalgate evaluate`` processes, the daemon and a CLI run) race to create a table or to commit to it."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -79,52 +83,115 @@ def commit_with_retries(path: Path, write: Callable[[], None]) -> None:
             time.sleep(random.uniform(0, 0.05 * attempt))
 
 
-def replace_rows(path: Path, frame: pl.DataFrame, predicate: str) -> None:
+def replace_rows(path: TableLocation | str | PathLike[str], frame: pl.DataFrame, predicate: str) -> None:
     """Replace the rows matching ``predicate`` with ``frame`` (creating the table, partitioned by checkpoint)."""
+    location = TableLocation.of(path)
     data = frame.to_arrow()
 
     def write() -> None:
-        if DeltaTable.is_deltatable(str(path)):
+        options = location.delta_options()
+        if location.is_table():
             write_deltalake(
-                str(path), data, mode="overwrite", predicate=predicate, partition_by=["checkpoint"],
-                schema_mode="merge",
+                location.uri, data, mode="overwrite", predicate=predicate, partition_by=["checkpoint"],
+                schema_mode="merge", storage_options=options,
             )  # fmt: skip
         else:
-            write_deltalake(str(path), data, mode="append", partition_by=["checkpoint"])
+            write_deltalake(
+                location.uri, data, mode="append", partition_by=["checkpoint"], storage_options=options
+            )
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    commit_with_retries(path, write)
+    location.ensure_parent()
+    commit_with_retries(location, write)
+
+
+def read_table(location: TableLocation) -> pl.LazyFrame | None:
+    """A lazy scan of the Delta table at ``location``, or ``None`` when there is none yet."""
+    if not location.is_table():
+        return None
+    return pl.scan_delta(location.uri, storage_options=location.delta_options())
 
 
 class ResultsStore:
     """Writes merge schemas: a column added in a later version appears as null in older rows, so tables
     written by an earlier evalgate stay readable and writable."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: TableLocation | str | PathLike[str]) -> None:
+        self.location = TableLocation.of(root)
 
-    def table_path(self, table: str) -> Path:
+    @property
+    def root(self) -> str:
+        """The tables' root: a local folder or an object-store URI."""
+        return self.location.uri
+
+    def table_path(self, table: str) -> TableLocation:
         if table not in REPLACED_TABLES + APPEND_TABLES:
             raise ValueError(f"unknown results table {table!r}")
-        return self.root / table
+        return self.location.child(table)
 
     def replace(self, table: str, frame: pl.DataFrame, *, checkpoint: str, suite: str) -> None:
         """Write the rows of one (checkpoint, suite), replacing what was there for that pair only."""
         if table not in REPLACED_TABLES:
             raise ValueError(f"{table!r} is not replaced per partition")
-        if set(frame["checkpoint"].unique().to_list()) - {checkpoint} or set(frame["suite"].unique().to_list()) - {suite}:
-            raise ValueError(f"rows for {table} must all belong to checkpoint {checkpoint!r}, suite {suite!r}")
-        replace_rows(self.table_path(table), frame, f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)}")
+        if set(frame["checkpoint"].unique().to_list()) - {checkpoint} or set(
+            frame["suite"].unique().to_list()
+        ) - {suite}:
+            raise ValueError(
+                f"rows for {table} must all belong to checkpoint {checkpoint!r}, suite {suite!r}"
+            )
+        replace_rows(
+            self.table_path(table), frame, f"checkpoint = {quote(checkpoint)} AND suite = {quote(suite)}"
+        )
 
     def append(self, table: str, frame: pl.DataFrame) -> None:
         if table not in APPEND_TABLES:
             raise ValueError(f"{table!r} is not append-only")
         path = self.table_path(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.ensure_parent()
         data = frame.to_arrow()
+        options = path.delta_options()
         commit_with_retries(
-            path, lambda: write_deltalake(str(path), data, mode="append", partition_by=["checkpoint"], schema_mode="merge")
+            path,
+            lambda: write_deltalake(
+                path.uri,
+                data,
+                mode="append",
+                partition_by=["checkpoint"],
+                schema_mode="merge",
+                storage_options=options,
+            ),
         )
+
+    def append_if_absent(self, table: str, frame: pl.DataFrame, key: tuple[str, ...]) -> int:
+        """Append the rows of ``frame`` whose ``key`` columns match no row of the table, as one Delta ``MERGE``
+        (insert when not matched): of two writers of one key, the one that commits first inserts; the other's
+        merge conflicts, re-runs on the new version, finds the key and inserts nothing. Returns rows inserted.
+        An atomic compare-and-swap on the table itself, whatever lock the writers hold (or not)."""
+        if table not in APPEND_TABLES:
+            raise ValueError(f"{table!r} is not append-only")
+        path = self.table_path(table)
+        data = frame.to_arrow()
+        predicate = " AND ".join(f"t.{column} = s.{column}" for column in key)
+        inserted = 0
+
+        def write() -> None:
+            nonlocal inserted
+            options = path.delta_options()
+            if not path.is_table():
+                path.ensure_parent()
+                DeltaTable.create(
+                    path.uri, GATE_DECISION_SCHEMA.to_arrow(), mode="ignore", partition_by=["checkpoint"],
+                    storage_options=options,
+                )  # fmt: skip
+            metrics = (
+                DeltaTable(path.uri, storage_options=options)
+                .merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=True)
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            inserted = int(metrics.get("num_target_rows_inserted", 0))
+
+        commit_with_retries(path, write)
+        return inserted
 
     def record_decision(
         self,
@@ -144,9 +211,12 @@ class ResultsStore:
         ci_high: float | None = None,
         threshold: float | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> None:
+        unique_on: tuple[str, ...] | None = None,
+    ) -> int:
         """Append one gate decision (a rule's verdict on one suite, the promotion outcome with suite '*', or a
-        production move). ``extra`` fills the other columns of :data:`GATE_DECISION_SCHEMA`."""
+        production move). ``extra`` fills the other columns of :data:`GATE_DECISION_SCHEMA`. With ``unique_on``
+        the row is appended only if no row has its values in those columns (:meth:`append_if_absent`).
+        Returns rows appended (1, or 0 when ``unique_on`` found the key taken)."""
         unknown = set(extra or {}) - set(GATE_DECISION_SCHEMA)
         if unknown:
             raise ValueError(f"gate_decisions has no column(s) {sorted(unknown)}")
@@ -156,7 +226,11 @@ class ResultsStore:
             "reason": reason, "policy_version": policy_version, "policy_hash": policy_hash, "run_id": run_id,
             "decided_at": datetime.now(UTC),
         } | (extra or {})  # fmt: skip
-        self.append("gate_decisions", pl.DataFrame([row], schema=GATE_DECISION_SCHEMA))
+        frame = pl.DataFrame([row], schema=GATE_DECISION_SCHEMA)
+        if unique_on is not None:
+            return self.append_if_absent("gate_decisions", frame, unique_on)
+        self.append("gate_decisions", frame)
+        return 1
 
     def policy_hashes(self) -> dict[int, set[str]]:
         """Every policy hash recorded under each policy version (a version must name one content)."""
@@ -170,10 +244,9 @@ class ResultsStore:
         return seen
 
     def read(self, table: str, *, checkpoint: str | None = None, suite: str | None = None) -> pl.DataFrame:
-        path = self.table_path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        scan = read_table(self.table_path(table))
+        if scan is None:
             return pl.DataFrame()
-        scan = pl.scan_delta(str(path))
         if checkpoint is not None:
             scan = scan.filter(pl.col("checkpoint") == checkpoint)
         if suite is not None:

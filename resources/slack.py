@@ -2,7 +2,7 @@
 Dagster UI is.
 
 ``base_url`` is the Slack Web API base the client talks to. Production leaves it at ``https://slack.com/api/``;
-the embedded default of DESIGN.md §4 ("Slack client pointed at a configurable base URL") points it at any
+the embedded default (README "Alerts (Slack)": a Slack client pointed at a configurable base URL) points it at any
 server that speaks the Web API wire protocol (the tests run one on 127.0.0.1). The token is a secret: give it
 as ``dg.EnvVar("SLACK_BOT_TOKEN")`` so that it is resolved at run time and never written into definitions,
 run config or logs (the Slack SDK redacts the ``Authorization`` header in its own debug log). The channel,

@@ -30,7 +30,9 @@ class Status(StrEnum):
     FAILED = "failed"  # non-zero exit code (an assertion, an exception, a syntax error)
     TIMEOUT = "timeout"  # CPU budget spent (by the whole run, reaped children included), or the wall backstop
     MEMORY = "memory"  # address-space limit (MemoryError), or the run's memory cgroup at its limit (OOM kill)
-    KILLED = "killed"  # a signal the program brought on itself (seccomp, file-size limit, a crash, its own kill)
+    KILLED = (
+        "killed"  # a signal the program brought on itself (seccomp, file-size limit, a crash, its own kill)
+    )
     ERROR = "error"  # ours: the sandbox could not set up or launch the run, or the host killed it
 
 

@@ -85,7 +85,9 @@ def _layout(interpreter: Path) -> _Layout:
     names = [f"python{match.group(1)}"] if match else []
     candidates = [prefix / lib / name for lib in ("lib", "lib64") for name in names]
     if not candidates:
-        candidates = sorted(p.parent for lib in ("lib", "lib64") for p in (prefix / lib).glob("python3.*/os.py"))
+        candidates = sorted(
+            p.parent for lib in ("lib", "lib64") for p in (prefix / lib).glob("python3.*/os.py")
+        )
     found = [c for c in candidates if (c / "os.py").is_file()]
     if not found:
         raise RuntimeUnavailableError(f"cannot find the standard library of {exe} under {prefix}/lib")
@@ -104,7 +106,12 @@ def _identity(path: Path) -> list[object]:
 
 
 def _key(layout: _Layout) -> str:
-    parts = [STAGE_VERSION, _identity(layout.exe), _identity(layout.stdlib), _identity(layout.stdlib / "os.py")]
+    parts = [
+        STAGE_VERSION,
+        _identity(layout.exe),
+        _identity(layout.stdlib),
+        _identity(layout.stdlib / "os.py"),
+    ]
     dynload = layout.stdlib / "lib-dynload"
     if dynload.is_dir():
         parts.append(_identity(dynload))

@@ -598,7 +598,10 @@ class LocalSandbox(Sandbox):
         if cgroup is not None:
             cpu = cgroup.cpu_seconds()
             if cpu > limits.cpu_seconds:
-                return cpu, (Status.TIMEOUT, f"CPU budget of {limits.cpu_seconds:g} s spent by the run's processes")
+                return cpu, (
+                    Status.TIMEOUT,
+                    f"CPU budget of {limits.cpu_seconds:g} s spent by the run's processes",
+                )
             return cpu, _oom_verdict(cgroup, limits)
         usage = tree_usage(proc.pid)
         if usage.cpu_seconds > limits.cpu_seconds:
@@ -733,7 +736,9 @@ class LocalSandbox(Sandbox):
         if code < 0:  # bwrap itself was killed, not by us: the host's doing
             return replace(base, detail=f"bwrap killed by signal {-code} (not by a limit of the run)")
         if code == 125 and cgroup is not None and b'"child-pid"' not in status_buf:
-            return replace(base, exit_code=code, detail="could not join the run's cgroup: " + base.stderr[-2000:])
+            return replace(
+                base, exit_code=code, detail="could not join the run's cgroup: " + base.stderr[-2000:]
+            )
         if b'"exit-code"' not in status_buf:
             return replace(base, exit_code=code, detail="sandbox setup failed: " + base.stderr[-2000:])
         setup = setup_failure(code, base.stderr)
@@ -824,7 +829,9 @@ class LocalSandbox(Sandbox):
         if report["nproc"] != probe_limits.max_processes:
             problems.append(f"RLIMIT_NPROC is {report['nproc']}")
         if report["prefix"] != SANDBOX_PREFIX or any("site-packages" in p for p in report["sys_path"]):
-            problems.append(f"interpreter not the staged one: prefix {report['prefix']}, path {report['sys_path']}")
+            problems.append(
+                f"interpreter not the staged one: prefix {report['prefix']}, path {report['sys_path']}"
+            )
         if self._cgroups is not None and not self._last_cgroup_cpu:
             problems.append(f"the run's {self._cgroups.name} cgroup accounted no CPU time")
         if problems:

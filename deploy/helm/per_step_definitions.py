@@ -20,16 +20,19 @@ import eval_assets.definitions as in_process
 #: At most this many step pods of one run at a time (each suite's predictions load the model once).
 MAX_CONCURRENT_STEP_PODS = 2
 
-_base = in_process.defs
 
-defs = dg.Definitions(
-    assets=_base.assets,
-    asset_checks=_base.asset_checks,
-    schedules=_base.schedules,
-    sensors=_base.sensors,
-    jobs=_base.jobs,
-    resources=_base.resources,
-    loggers=_base.loggers,
-    metadata=_base.metadata,
-    executor=k8s_job_executor.configured({"max_concurrent": MAX_CONCURRENT_STEP_PODS}),
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Built when the code server loads this file, from the same configuration as ``eval_assets.definitions``."""
+    base = in_process.defs()
+    return dg.Definitions(
+        assets=base.assets,
+        asset_checks=base.asset_checks,
+        schedules=base.schedules,
+        sensors=base.sensors,
+        jobs=base.jobs,
+        resources=base.resources,
+        loggers=base.loggers,
+        metadata=base.metadata,
+        executor=k8s_job_executor.configured({"max_concurrent": MAX_CONCURRENT_STEP_PODS}),
+    )

@@ -58,7 +58,13 @@ from eval_assets.code._programs import (
     extract_code,
     reference_program,
 )
-from eval_assets.code._store import ExecutionStore, InMemoryExecutionStore, SqliteExecutionStore
+from eval_assets.code._store import (
+    DeltaExecutionStore,
+    ExecutionStore,
+    InMemoryExecutionStore,
+    SqliteExecutionStore,
+    open_execution_store,
+)
 from eval_assets.code._suites import CODE_SUITES, CodeSuite, code_suite
 
 __all__ = [
@@ -74,6 +80,7 @@ __all__ = [
     "CodeProgram",
     "CodeSample",
     "CodeSuite",
+    "DeltaExecutionStore",
     "ExecutionStore",
     "InMemoryExecutionStore",
     "PassAtK",
@@ -88,6 +95,7 @@ __all__ = [
     "judge",
     "load_humaneval",
     "load_mbpp",
+    "open_execution_store",
     "pass_at_k_per_problem",
     "pass_counts",
     "reference_program",

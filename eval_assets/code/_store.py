@@ -8,12 +8,19 @@ Results with status ``error`` (the infrastructure failed, not the program) are n
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Mapping
+from os import PathLike
 from pathlib import Path
 from typing import Protocol
 
+import polars as pl
+from deltalake.exceptions import CommitFailedError
+
+from resources.table_location import TableLocation
 from sandboxes import ExecutionResult
 
 
@@ -95,3 +102,76 @@ class SqliteExecutionStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class DeltaExecutionStore:
+    """A Delta table of ``(key, schema, result JSON)``: the cache where results live on object storage. A key
+    written twice keeps the later result (a ``MERGE`` that updates matches and inserts the rest)."""
+
+    SCHEMA_VERSION = SqliteExecutionStore.SCHEMA_VERSION
+    SCHEMA = pl.Schema({"key": pl.String(), "schema": pl.Int64(), "result": pl.String()})
+    MAX_COMMIT_ATTEMPTS = 30
+
+    def __init__(self, location: TableLocation | str | PathLike[str]) -> None:
+        self.location = TableLocation.of(location)
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Collection[str]) -> dict[str, ExecutionResult]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted or not self.location.is_table():
+            return {}
+        rows = (
+            pl.scan_delta(self.location.uri, storage_options=self.location.delta_options())
+            .filter((pl.col("schema") == self.SCHEMA_VERSION) & pl.col("key").is_in(wanted))
+            .select("key", "result")
+            .collect()
+        )
+        return {key: ExecutionResult.from_dict(json.loads(text)) for key, text in rows.iter_rows()}
+
+    def put_many(self, results: Mapping[str, ExecutionResult]) -> None:
+        if not results:
+            return
+        frame = pl.DataFrame(
+            {
+                "key": list(results),
+                "schema": [self.SCHEMA_VERSION] * len(results),
+                "result": [json.dumps(r.to_dict(), sort_keys=True) for r in results.values()],
+            },
+            schema=self.SCHEMA,
+        ).to_arrow()
+        from deltalake import DeltaTable, write_deltalake
+
+        with self._lock:
+            for attempt in range(1, self.MAX_COMMIT_ATTEMPTS + 1):
+                try:
+                    if not self.location.is_table():
+                        self.location.ensure_parent()
+                        options = self.location.delta_options()
+                        write_deltalake(self.location.uri, frame, storage_options=options)
+                        return
+                    (
+                        DeltaTable(self.location.uri, storage_options=self.location.delta_options())
+                        .merge(frame, predicate="t.key = s.key", source_alias="s", target_alias="t")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute()
+                    )
+                    return
+                except CommitFailedError:
+                    if attempt == self.MAX_COMMIT_ATTEMPTS:
+                        raise
+                    time.sleep(random.uniform(0, 0.02 * attempt))
+
+    def __len__(self) -> int:
+        if not self.location.is_table():
+            return 0
+        scan = pl.scan_delta(self.location.uri, storage_options=self.location.delta_options())
+        return int(scan.select(pl.len()).collect().item())
+
+
+def open_execution_store(tables: TableLocation | str | PathLike[str]) -> ExecutionStore:
+    """The execution cache under a results location: SQLite in a local folder, a Delta table on object storage."""
+    location = TableLocation.of(tables)
+    if location.is_remote:
+        return DeltaExecutionStore(location / "code_execution_cache")
+    return SqliteExecutionStore(location.local_path / "code_execution_cache.sqlite")

@@ -1,6 +1,6 @@
 """Automation conditions. ``eager()`` re-runs downstream after any upstream materialization even when nothing
-changed (measured, DESIGN.md §8); these conditions react only to new partitions, changed data versions and
-changed code versions."""
+changed (measured: docs/dagster-notes.md "Automation"); these conditions react only to new partitions, changed
+data versions and changed code versions."""
 
 import dagster as dg
 

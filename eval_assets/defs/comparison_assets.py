@@ -185,7 +185,7 @@ def build_comparison_asset(spec: SuiteSpec, policy: GatePolicy, *, profile: str)
         production_scores = None
         if head is not None and head.checkpoint != checkpoint:
             production_scores = _production_scores(
-                results, suite, version, head.checkpoint, head.model_hash, ProfileResults(evalgate.layout.tables),
+                results, suite, version, head.checkpoint, head.model_hash, ProfileResults(evalgate.tables()),
                 profile,
             )  # fmt: skip
         candidate_scores = results.read("item_scores", checkpoint=checkpoint, suite=suite)

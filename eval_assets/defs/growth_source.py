@@ -48,8 +48,9 @@ class GrowthSource:
         return len(self.all_items)
 
     def item_scores(self, manifest: CheckpointManifest, n: int) -> pl.DataFrame:
-        profile = self.spec.profile(self.settings.profile).model_copy(update={"limit": n})
-        items = with_samples(select(self.all_items, profile), self.spec.samples(self.settings.profile))
+        name = self.settings.profile_for(self.spec.name)
+        profile = self.spec.profile(name).model_copy(update={"limit": n})
+        items = with_samples(select(self.all_items, profile), self.spec.samples(name))
         frame, run = predict_suite(
             checkpoint=manifest.name, **manifest.key_hashes(), spec=self.spec, items=items, cache=self.evalgate.prediction_cache(), engine=self.runner.engine(manifest),
             open_backend=lambda: self.runner.open(manifest, self.evalgate.layout.model_cache),

@@ -1,9 +1,10 @@
 """``promotion``: moves production to this checkpoint when the gate's evidence is complete, current and passing.
 
 It re-reads the check results from the event log itself rather than trusting orchestration: automation can
-run this asset alone in a later run (DESIGN.md §8), after a failed check in an earlier one. It decides and
-moves under the home's production lock, and every check must have compared against the production that holds
-when the lock is taken, so two candidates compared against one production cannot both be promoted.
+run this asset alone in a later run (docs/dagster-notes.md "Checks and promotion"), after a failed check in an
+earlier one. It decides and moves under the home's production lock, and every check must have compared
+against the production that holds when the lock is taken, so two candidates compared against one production
+cannot both be promoted.
 """
 
 from collections.abc import Callable, Mapping, Sequence

@@ -58,11 +58,12 @@ def _metadata(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_profile(settings: SuiteSettings, profile: str, suite: str) -> None:
     """The run's profile must be the one the definitions (and so the code versions) were built for."""
-    if settings.profile != profile:
+    wanted = settings.profile_for(suite)
+    if wanted != profile:
         raise ValueError(
             f"{suite}: these definitions were built for profile {profile!r} (their code versions cover it), but "
-            f"the run's SuiteSettings name profile {settings.profile!r}. Build the definitions with "
-            f"SuiteSettings(profile={settings.profile!r}) (`evalgate evaluate --profile {settings.profile}`)."
+            f"the run's SuiteSettings name profile {wanted!r}. Build the definitions with "
+            f"SuiteSettings(profile={wanted!r}) (`evalgate evaluate --profile {wanted}`)."
         )
 
 
@@ -194,7 +195,7 @@ def _stage_asset(
         env = StageEnv(
             checkpoint=context.partition_key,
             data_root=suite_settings.data_root(),
-            tables=evalgate.layout.tables,
+            tables=evalgate.tables(),
             sandbox_pool=code_sandbox.pool,
             log=context.log.info,
             resources={key: getattr(context.resources, key) for key in stage.resources},
@@ -249,7 +250,7 @@ def _scores_asset(
         results = evalgate.results()
         results.replace("item_scores", item_scores, checkpoint=checkpoint, suite=suite)
         results.replace("scores", summary_frame, checkpoint=checkpoint, suite=suite)
-        by_profile = ProfileResults(evalgate.layout.tables)
+        by_profile = ProfileResults(evalgate.tables())
         tagged = [pl.lit(profile).alias("profile"), pl.lit(version).alias("suite_code_version")]
         by_profile.replace(
             "item_scores_by_profile", item_scores.with_columns(tagged), checkpoint=checkpoint, suite=suite,

@@ -6,6 +6,8 @@ BUILTIN_MODULES = (
     "eval_assets.kinds.likelihood",
     "eval_assets.kinds.generation",
     "eval_assets.kinds.code",  # also the pass_at_k scorer and the code_executions stage
+    "eval_assets.kinds.pairwise",  # also the win_rate scorer and the judge_verdicts stage
+    "eval_assets.kinds.refusal",  # refusal_harmful, refusal_benign: the refusal_label scorer, refusal_labels stage
     # scorers
     "eval_assets.kinds.scorers.choice",  # acc
     "eval_assets.kinds.scorers.match",  # exact_match, contains
@@ -18,4 +20,6 @@ BUILTIN_MODULES = (
     "eval_assets.suites.code",  # humaneval, mbpp
     "eval_assets.suites.file_loader",  # file: a user's JSONL / CSV / Parquet / Arrow file
     "eval_assets.suites.lm_eval_loader",  # lm_eval: any lm-eval task, offline
+    "eval_assets.suites.mtbench",  # mtbench: MT-Bench's 80 questions, first turn (pairwise)
+    "eval_assets.redteam.loader",  # redteam_harmful (behaviours × jailbreak wrappers), redteam_benign
 )

@@ -21,6 +21,7 @@ from eval_assets.suites.items import GenerationItem, Item, LikelihoodItem
 if TYPE_CHECKING:
     from eval_assets.suites.spec import SuiteSpec
     from resources.runners.base import ModelBackend
+    from resources.table_location import TableLocation
 
 I_contra = TypeVar("I_contra", contravariant=True)
 O_contra = TypeVar("O_contra", contravariant=True)
@@ -173,7 +174,9 @@ class StageEnv:
 
     checkpoint: str
     data_root: Path
-    tables: Path
+    #: where the results tables live (a local folder or an object store; a ``Path`` is a local folder): a
+    #: stage's own caches go under it, opened with ``TableLocation.of`` (never assume a local path)
+    tables: TableLocation | Path
     sandbox_pool: Callable[[], Any]
     log: Callable[[str], None] = lambda message: None
     #: the Dagster resources the stage declared in :attr:`Stage.resources`, by key
@@ -247,6 +250,9 @@ class SuiteKind:
     stages: tuple[Stage, ...] = ()
     takes_limits: bool = False
     records: RecordItems[Any] | None = None
+    #: the score already is a comparison with production (pairwise): no paired ``comparison/<suite>`` asset and
+    #: no regression rule; head-to-head rules (``judge_win_rate``) apply instead
+    head_to_head: bool = False
 
 
 def output_json(output: str, item_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import polars as pl
 
 from eval_assets import stats
 from eval_assets.code import EXECUTION_KEY_VERSION as _EXECUTION_KEY_VERSION
-from eval_assets.code import CodeSample, SqliteExecutionStore, code_suite, execute_samples, status_counts
+from eval_assets.code import CodeSample, code_suite, execute_samples, open_execution_store, status_counts
 from eval_assets.kinds._errors import MalformedPredictionError
 from eval_assets.kinds._registry import register_kind, register_scorer
 from eval_assets.kinds._requests import GENERATION
@@ -71,7 +71,7 @@ def run_code_executions(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEn
         code_sample(item_id, output)
         for item_id, output in predictions.select("item_id", "output").iter_rows()
     ]
-    store = SqliteExecutionStore(env.tables / "code_execution_cache.sqlite")
+    store = open_execution_store(env.tables)
     with env.sandbox_pool() as pool:
         executions = execute_samples(problems, samples, pool, store, limits_of(spec))
     model_hash = predictions["model_hash"][0] if predictions.height else ""

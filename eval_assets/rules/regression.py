@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as scipy_stats
 
 from eval_assets.gate import GatePolicy, GateRule, Outcome, RuleVerdict, register_rule
+from eval_assets.kinds import get_kind
 
 NAME = "no_regression_vs_production"
 
@@ -141,5 +142,6 @@ RULE = register_rule(
         evaluate=evaluate,
         describe=describe,
         compares_to_production=True,
+        applies_to=lambda kind: not get_kind(kind).head_to_head,  # a head-to-head score already compares
     )
 )

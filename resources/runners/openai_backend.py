@@ -16,8 +16,8 @@ llama.cpp's server), through the official ``openai`` client.
   models, llama.cpp) fail here with a clear message; use them for generation only.
 - **Chat**: ``render_chat`` renders with the served model's chat template from its tokenizer, loaded locally
   with transformers (``tokenizer=``, default: the served model name as a Hub id or path). Rendering on the
-  client keeps the rendered prompt the thing we hash and cache (DESIGN §3) and the same text every backend
-  sees; ``/v1/chat/completions`` would hide the rendering inside the server.
+  client keeps the rendered prompt the thing we hash and cache (README "Reproducibility and the cache") and
+  the same text every backend sees; ``/v1/chat/completions`` would hide the rendering inside the server.
 - **Identity**: the engine id is the served model as the server reports it (``GET /v1/models``: its id,
   ``owned_by``, and where the server says so its ``root``, ``parent`` and ``max_model_len``; ``GET /version``
   when the server has it) plus the declared ``model_hash`` of the weights it serves, never the URL: two
@@ -298,7 +298,9 @@ class OpenAICompatibleBackend:
         root = self.base_url.removesuffix("/v1")
         try:
             response = httpx.get(
-                f"{root}/version", headers={"Authorization": f"Bearer {self._api_key}"}, timeout=self.timeout_s
+                f"{root}/version",
+                headers={"Authorization": f"Bearer {self._api_key}"},
+                timeout=self.timeout_s,
             )
         except httpx.HTTPError:
             return None

@@ -153,7 +153,9 @@ class TransformersBackend:
         self.ref = ref
         # A static KV cache lets CUDA reuse compiled shapes: measured on an H100 it is several times faster
         # than the default dynamic cache for small models (benchmarks/bench_generation_gpu.py).
-        self.static_cache = kv_cache == "static" or (kv_cache == "auto" and _resolve_device(device).startswith("cuda"))
+        self.static_cache = kv_cache == "static" or (
+            kv_cache == "auto" and _resolve_device(device).startswith("cuda")
+        )
         self.device = _resolve_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -208,7 +210,9 @@ class TransformersBackend:
     def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
         conversation = [{"role": role, "content": content} for role, content in messages]
         if getattr(self.tokenizer, "chat_template", None):
-            rendered = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            rendered = self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
             return str(rendered)
         return "\n\n".join(content for _, content in messages) + "\n\nAnswer:"
 
@@ -227,7 +231,9 @@ class TransformersBackend:
         outputs: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = list(prompts[start : start + self.batch_size])
-            encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                self.device
+            )
             kwargs: dict[str, Any] = {
                 "max_new_tokens": params.max_new_tokens,
                 "pad_token_id": tokenizer.pad_token_id,

@@ -101,7 +101,9 @@ def max_model_len_from_config(config: Mapping[str, Any]) -> int:
     """The context length vLLM derives from a model config when ``max_model_len`` is not given: the smallest
     of the length keys present (text configs nested under ``text_config`` included)."""
     sources = [config, config.get("text_config") or {}]
-    values = [int(src[key]) for src in sources for key in CONTEXT_LENGTH_KEYS if isinstance(src.get(key), int)]
+    values = [
+        int(src[key]) for src in sources for key in CONTEXT_LENGTH_KEYS if isinstance(src.get(key), int)
+    ]
     if not values:
         raise ValueError(
             f"the model config names no context length ({', '.join(CONTEXT_LENGTH_KEYS)}); set "
@@ -122,7 +124,9 @@ def checkpoint_max_model_len(ref: CheckpointRef) -> int:
     arch = reader.fields["general.architecture"].contents()
     field = reader.fields.get(f"{arch}.context_length")
     if field is None:
-        raise ValueError(f"{ref.path}: the GGUF metadata has no {arch}.context_length; set ModelRunner.vllm_max_model_len")
+        raise ValueError(
+            f"{ref.path}: the GGUF metadata has no {arch}.context_length; set ModelRunner.vllm_max_model_len"
+        )
     return int(field.contents())
 
 
@@ -280,7 +284,9 @@ def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     return request_sampling_fields(params)
 
 
-def per_request_kwargs(params: SamplingParams, count: int, seeds: Sequence[int] | None) -> list[dict[str, Any]]:
+def per_request_kwargs(
+    params: SamplingParams, count: int, seeds: Sequence[int] | None
+) -> list[dict[str, Any]]:
     """One ``vllm.SamplingParams`` keyword set per prompt, each with that prompt's seed."""
     return [sampling_kwargs(replace(params, seed=seed)) for seed in prompt_seeds(count, params, seeds)]
 
@@ -327,7 +333,9 @@ class VLLMBackend:
         self.tokenizer: Any = self._llm.get_tokenizer()
         self.max_length = int(self._llm.llm_engine.model_config.max_model_len)
         platform = getattr(importlib.import_module("vllm.platforms"), "current_platform", None)
-        self._engine = opened_engine_id(self._llm, str(getattr(vllm, "__version__", installed_version())), platform)
+        self._engine = opened_engine_id(
+            self._llm, str(getattr(vllm, "__version__", installed_version())), platform
+        )
 
     @property
     def engine(self) -> str:
@@ -372,7 +380,8 @@ class VLLMBackend:
         outputs = self._llm.generate(
             token_prompts,
             sampling_params=[
-                self._vllm.SamplingParams(**kwargs) for kwargs in per_request_kwargs(params, len(prompts), seeds)
+                self._vllm.SamplingParams(**kwargs)
+                for kwargs in per_request_kwargs(params, len(prompts), seeds)
             ],
             use_tqdm=False,
         )

@@ -437,9 +437,9 @@ def test_per_step_definitions_launch_one_pod_per_step(
     )
     job_def = recon.get_definition()
     assert job_def.executor_def.name == "k8s"
-    assert in_process.defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    assert in_process.defs().resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
     per_step = recon.repository.get_definition()
-    base = in_process.defs.get_repository_def()
+    base = in_process.defs().get_repository_def()
     assert per_step.asset_graph.get_all_asset_keys() == base.asset_graph.get_all_asset_keys()
     assert per_step.asset_graph.asset_check_keys == base.asset_graph.asset_check_keys
     assert {s.name for s in per_step.sensor_defs} == {s.name for s in base.sensor_defs}

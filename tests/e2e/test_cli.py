@@ -151,7 +151,12 @@ def test_promote_unknown_baseline_fails_clearly(cli: Cli, home: Path) -> None:
 
 
 def test_report_on_an_empty_home(cli: Cli, home: Path) -> None:
+    """Nothing to report is said in one line, with where to start, and exit 1 (tests/e2e/test_console.py has
+    the other user errors)."""
     result = cli("report")
-    assert result.returncode == 0, result.stderr
-    assert "no results" in result.stdout
-    assert result.stderr == ""
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"evalgate: nothing to report: no checkpoint is registered in {home}; start with "
+        "`evalgate register PATH --name NAME` then `evalgate evaluate NAME` (or `evalgate demo`)"
+    ]

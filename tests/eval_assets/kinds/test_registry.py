@@ -39,7 +39,10 @@ profiles: {smoke: {limit: 2}, full: {}}
 
 
 def test_builtin_components_are_registered() -> None:
-    assert KINDS.names() == ["code", "generation", "likelihood"]
+    assert {"code", "generation", "likelihood", "pairwise"} <= set(KINDS.names())
+    assert [stage.name for stage in get_kind("pairwise").stages] == ["judge_verdicts"]
+    assert get_kind("pairwise").head_to_head and not get_kind("generation").head_to_head
+    assert scorers_for("pairwise") == ["win_rate"] and "mtbench" in loaders_for("pairwise")
     assert {"acc", "exact_match", "regex", "numeric", "contains", "pass_at_k"} <= set(SCORERS.names())
     assert {"file", "lm_eval", "arc_easy", "mmlu", "gsm8k", "humaneval", "mbpp"} <= set(LOADERS.names())
     assert scorers_for("likelihood") == ["acc"]

@@ -25,7 +25,8 @@ profiles: {smoke: {limit: 2}, full: {}}
 
 def test_builtin_suites_load() -> None:
     specs = load_suite_specs()
-    assert set(specs) == {"arc_easy", "gsm8k", "humaneval", "mbpp", "mmlu"}
+    assert {"arc_easy", "gsm8k", "humaneval", "mbpp", "mmlu", "assistant_pairwise", "mtbench"} <= set(specs)
+    assert specs["assistant_pairwise"].kind == specs["mtbench"].kind == "pairwise"
     assert specs["humaneval"].kind == "code" and specs["humaneval"].samples("smoke") == 2
     assert specs["humaneval"].samples("full") == 10
     assert specs["gsm8k"].kind == "generation" and specs["gsm8k"].sampling is not None
