@@ -27,10 +27,14 @@ from eval_assets.suites.spec import (
 #: a change of every dependent asset's version, so it must be deliberate.
 BUILTIN_CODE_VERSIONS = {
     "arc_easy": {"smoke": "a484a39f0d91e2bd", "full": "79bbd290b6377c70"},
+    "assistant_pairwise": {"smoke": "680cc4f626af7947", "full": "dfe7a50bad8bad5d"},
     "gsm8k": {"smoke": "02135f2a5d57e00e", "full": "1cfe484fac797e89"},
     "humaneval": {"smoke": "200ab98b4cc1588e", "full": "b7b44cabff385668"},
     "mbpp": {"smoke": "808d56c9c548ac83", "full": "9dd3b67a5025a3f5"},
     "mmlu": {"smoke": "fbed2074799d0b34", "full": "4d14258dc05221b8"},
+    "mtbench": {"smoke": "31c77186f898c115", "full": "efc0dcdfa4ef1a18"},
+    "redteam_benign": {"smoke": "b9de8d594320eefa", "full": "8eff004c1a6cc9d9"},
+    "redteam_harmful": {"smoke": "dd11a174b1bcd17a", "full": "5788b5eaf752c69b"},
 }
 
 MC_ROWS = [
