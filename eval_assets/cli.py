@@ -107,7 +107,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from eval_assets.console import progress_display
     from eval_assets.instance import UnknownSuiteError, evaluate_partition, open_instance, suite_selection
     from eval_assets.report import run_decisions
-    from resources.results_store import ResultsStore
 
     layout = _layout(args)
     instance = open_instance(layout)
@@ -124,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if suites:
         suite_selection(defs, suites)  # every suite has assets: refused before any run starts otherwise
     verbose = bool(getattr(args, "verbose", False))
-    results = ResultsStore(layout.tables)
+    results = _home_resource(args).results()
     failed = False
     for name in args.names:
         started = time.perf_counter()
@@ -264,7 +263,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from eval_assets.instance import mark_interrupted_runs, open_instance
     from eval_assets.report import not_evaluated_line
     from resources.checkpoint_registry import CheckpointRegistry
-    from resources.results_store import ResultsStore
 
     layout = _layout(args)
     if (layout.dagster_home / "dagster.yaml").is_file() or os.environ.get("DAGSTER_HOME"):
@@ -278,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return 1
     _require_registered(args, names, None)
-    results = ResultsStore(layout.tables)
+    results = _home_resource(args).results()
     scored = results.read("scores")
     evaluated = set(scored["checkpoint"].to_list()) if scored.height else set()
     if not evaluated & set(names):
@@ -314,9 +312,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print("== summary ==")
     from eval_assets.demo import demo_verdict
-    from resources.results_store import ResultsStore
 
-    results = ResultsStore(layout.tables)
+    results = _home_resource(args).results()
     head = _home_resource(args).ledger().head()
     print(_report(args, results, [BASELINE_NAME, DAMAGED_NAME]))
     verdict = demo_verdict(results, head, BASELINE_NAME, DAMAGED_NAME)
