@@ -7,19 +7,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from resources.retry_after import retry_after_seconds
+
 T = TypeVar("T")
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def with_retries(

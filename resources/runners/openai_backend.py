@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
+from resources.retry_after import retry_after_seconds
 from resources.runners.base import (
     LogLikelihood,
     Progress,
@@ -332,7 +333,7 @@ class OpenAICompatibleBackend:
                     raise OpenAIBackendError(
                         f"{where}: gave up after {attempt} attempts: {type(exc).__name__}: {exc}", status
                     ) from exc
-                delay = self.retry.delay(attempt, _retry_after_s(exc))
+                delay = self.retry.delay(attempt, retry_after_seconds(exc))
                 log.warning(
                     "%s: %s (attempt %d of %d); retrying in %.2fs",
                     where,
@@ -476,15 +477,3 @@ class OpenAICompatibleBackend:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _retry_after_s(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
