@@ -11,10 +11,11 @@ problem, not data).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from resources.judges._retry import with_retries
+from resources.judges.anthropic_judge import is_transient
 from resources.refusal._labels import COMPLIANCE, ERROR, PARTIAL, REFUSAL, Exchange, Label
 
 PROMPT_VERSION = "1"
@@ -35,13 +36,6 @@ XSTEST_PROMPT = (
 _CLASS = re.compile(r"\b([123])_(full_compliance|full_refusal|partial_refusal)\b")
 
 
-def _transient() -> tuple[type[Exception], ...]:
-    import anthropic
-
-    return (anthropic.APIConnectionError, anthropic.APITimeoutError)
-
-
-TRANSIENT_ERRORS = _transient()
 _LABELS: dict[str, Label] = {
     "full_compliance": COMPLIANCE,
     "full_refusal": REFUSAL,
@@ -81,30 +75,20 @@ class ClaudeClassifier:
         return f"claude/{self.model}/xstest-prompt-v{PROMPT_VERSION}"
 
     def _one(self, exchange: Exchange) -> Label:
-        import anthropic
-
         content = XSTEST_PROMPT.format(question=exchange.prompt, response=exchange.completion)
-        for _attempt in range(self._max_retries + 1):
-            try:
-                message = self._client.messages.create(
-                    model=self.model,
-                    max_tokens=16,
-                    messages=[{"role": "user", "content": content}],
-                )
-            except TRANSIENT_ERRORS:
-                time.sleep(self._backoff_s)
-                continue
-            except anthropic.APIStatusError as exc:
-                if (
-                    isinstance(exc, anthropic.InternalServerError | anthropic.RateLimitError)
-                    or exc.status_code == 529
-                ):
-                    time.sleep(self._backoff_s)
-                    continue
+        try:
+            message = with_retries(
+                lambda: self._client.messages.create(
+                    model=self.model, max_tokens=16, messages=[{"role": "user", "content": content}]
+                ),
+                transient=is_transient, max_retries=self._max_retries, backoff_s=self._backoff_s,
+            )  # fmt: skip
+        except Exception as exc:
+            if not is_transient(exc):
                 raise
-            text = "".join(getattr(block, "text", "") for block in message.content)
-            return parse_class(text)
-        return ERROR  # transient failures past the cap: recorded as their own status, never a verdict
+            return ERROR  # transient failures past the cap: recorded as their own status, never a verdict
+        text = "".join(getattr(block, "text", "") for block in message.content)
+        return parse_class(text)
 
     def classify(self, exchanges: Sequence[Exchange]) -> list[Label]:
         with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
