@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -20,6 +19,7 @@ from typing import Protocol
 import polars as pl
 from deltalake.exceptions import CommitFailedError
 
+from resources.sqlite_json_store import SqliteJsonStore
 from resources.table_location import TableLocation
 from sandboxes import ExecutionResult
 
@@ -60,48 +60,22 @@ class SqliteExecutionStore:
     SCHEMA_VERSION = 1
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS executions ("
-                " key TEXT PRIMARY KEY, schema INTEGER NOT NULL, result TEXT NOT NULL)"
-            )
+        self._rows = SqliteJsonStore(
+            path, table="executions", value_column="result", schema=self.SCHEMA_VERSION
+        )
+        self.path = self._rows.path
 
     def get_many(self, keys: Collection[str]) -> dict[str, ExecutionResult]:
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, ExecutionResult] = {}
-        with self._lock:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT key, result FROM executions WHERE schema = ? AND key IN ({marks})",
-                    [self.SCHEMA_VERSION, *chunk],
-                ).fetchall()
-                for key, text in rows:
-                    found[key] = ExecutionResult.from_dict(json.loads(text))
-        return found
+        return {key: ExecutionResult.from_dict(value) for key, value in self._rows.get_many(keys).items()}
 
     def put_many(self, results: Mapping[str, ExecutionResult]) -> None:
-        rows = [
-            (key, self.SCHEMA_VERSION, json.dumps(r.to_dict(), sort_keys=True)) for key, r in results.items()
-        ]
-        with self._lock, self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO executions (key, schema, result) VALUES (?, ?, ?)", rows
-            )
+        self._rows.put_many({key: result.to_dict() for key, result in results.items()})
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+        return len(self._rows)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._rows.close()
 
 
 class DeltaExecutionStore:

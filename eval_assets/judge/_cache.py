@@ -7,15 +7,13 @@ verdicts are stored: an error (a failed call, an unparseable reply) is tried aga
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from eval_assets.hashing import hash_value, sha256_text
+from resources.sqlite_json_store import SqliteJsonStore
 
 #: Bump when the stored entry's layout changes.
 CACHE_SCHEMA = 1
@@ -69,38 +67,14 @@ class JudgeCache:
     """One SQLite file (WAL mode) of ``(key, entry JSON)``."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, schema INTEGER NOT NULL, entry TEXT NOT NULL)"
-            )
+        self._rows = SqliteJsonStore(path, table="verdicts", value_column="entry", schema=CACHE_SCHEMA)
+        self.path = self._rows.path
 
     def get_many(self, keys: Collection[str]) -> dict[str, CachedVerdict]:
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, CachedVerdict] = {}
-        with self._lock:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT key, entry FROM verdicts WHERE schema = ? AND key IN ({marks})",
-                    [CACHE_SCHEMA, *chunk],
-                ).fetchall()
-                for key, text in rows:
-                    found[key] = CachedVerdict(**json.loads(text))
-        return found
+        return {key: CachedVerdict(**value) for key, value in self._rows.get_many(keys).items()}
 
     def put_many(self, entries: Mapping[str, CachedVerdict]) -> None:
-        rows = [(key, CACHE_SCHEMA, json.dumps(e.to_dict(), sort_keys=True)) for key, e in entries.items()]
-        with self._lock, self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO verdicts (key, schema, entry) VALUES (?, ?, ?)", rows
-            )
+        self._rows.put_many({key: entry.to_dict() for key, entry in entries.items()})
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._rows.close()
