@@ -19,7 +19,7 @@ from eval_assets.human_eval import (
     judge_vs_humans,
     scorer_vs_humans,
 )
-from eval_assets.human_eval._store import _read
+from eval_assets.human_eval._store import read_frame
 from resources.table_location import TableLocation
 
 #: Rows of gate_decisions that are not a rule's verdict on a suite.
@@ -31,7 +31,7 @@ Tables = TableLocation | str | PathLike[str]
 
 def read_table(tables: Tables, name: str, checkpoint: str | None = None) -> pl.DataFrame:
     """Table ``name`` under ``tables`` (one checkpoint's rows), empty when the table does not exist."""
-    return _read(TableLocation.of(tables).child(name), checkpoint)
+    return read_frame(TableLocation.of(tables).child(name), checkpoint)
 
 
 @dataclass

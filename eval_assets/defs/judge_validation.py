@@ -3,6 +3,10 @@ pairs, both orders), cached per (judge id and version, rubric hash): re-run only
 data set does). Its check ``judge_agrees_with_humans`` states the numbers against the policy's ``min_kappa``;
 the ``judge_win_rate`` rule reads the same stored result, so an unvalidated judge never decides a gate.
 
+Beside HHH it reports the judge's agreement with the team's own labels (``human_labels``, from ``evalgate label``)
+per pairwise suite; from ``min_human_labels`` items on a suite that kappa counts too, and the lower one is trusted
+(:mod:`eval_assets.human_eval._trust`): the check passes only when every counted kappa exceeds ``min_kappa``.
+
 Not partitioned by checkpoint (it does not depend on one). ``evalgate judge validate`` runs the same validation
 on a user's own labelled pairs."""
 
@@ -14,6 +18,13 @@ import dagster as dg
 from eval_assets.datapkgs import shared_datasets_dir
 from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
+from eval_assets.human_eval import (
+    HumanEvalStore,
+    agreement_table,
+    counted_agreements,
+    judge_human_agreement,
+    read_frame,
+)
 from eval_assets.judge import (
     EMBEDDED_PROVENANCE,
     RUBRIC,
@@ -24,7 +35,7 @@ from eval_assets.judge import (
     rubric_hash,
     validate,
 )
-from eval_assets.kinds.pairwise import judge_local_dir
+from eval_assets.kinds.pairwise import VERDICTS_TABLE, judge_local_dir
 from resources.evalgate import EvalgateHome, SuiteSettings
 from resources.judge import JudgeResource
 
@@ -41,6 +52,21 @@ def judge_dir(evalgate: EvalgateHome, name: str) -> Path:
 def not_validated(judge_id: str, why: str) -> dict[str, Any]:
     return {"judge_id": judge_id, "dataset": DATASET, "kappa": None, "agreement": None, "n_labelled": 0,
             "errors": 0, "status": why}  # fmt: skip
+
+
+def in_house_agreement(evalgate: EvalgateHome, judge_id: str, rubric: str) -> list[dict[str, Any]]:
+    """The judge's agreement with the team's own labels, per pairwise suite it judged (pooled over checkpoints)."""
+    tables = evalgate.tables()
+    labels = HumanEvalStore(tables).read_labels()
+    if labels.height == 0:
+        return []
+    verdicts = read_frame(tables.child(VERDICTS_TABLE))
+    suites = sorted(set(verdicts["suite"].to_list())) if verdicts.height else []
+    rows = [
+        judge_human_agreement(labels, verdicts, suite=s, judge_id=judge_id, rubric_hash=rubric)
+        for s in suites
+    ]
+    return [r.as_dict() for r in rows if r.n]
 
 
 def run_validation(
@@ -97,7 +123,8 @@ def build_judge_validation(policy: GatePolicy) -> tuple[dg.AssetsDefinition, dg.
         finally:
             cache.close()
         value = result.as_dict() if isinstance(result, ValidationResult) else result
-        value = {k: v for k, v in value.items() if k != "picks"} | {"reused": not ran}
+        in_house = in_house_agreement(evalgate, value["judge_id"], rubric_hash(RUBRIC))
+        value = {k: v for k, v in value.items() if k != "picks"} | {"reused": not ran, "in_house": in_house}
         return dg.Output(
             value,
             data_version=dg.DataVersion(hash_value(value | {"reused": None})[:32]),
@@ -106,24 +133,30 @@ def build_judge_validation(policy: GatePolicy) -> tuple[dg.AssetsDefinition, dg.
                 "agreement": dg.MetadataValue.float(value["agreement"] if value["agreement"] is not None else float("nan")),
                 "n_labelled": value["n_labelled"], "errors": value["errors"], "reused": not ran,
                 "embedded_judge_provenance": EMBEDDED_PROVENANCE,
+                "in_house": dg.MetadataValue.md(agreement_table(in_house)),
             },
         )  # fmt: skip
 
     @dg.asset_check(asset=ASSET_KEY, name=CHECK_NAME, blocking=False,
                     description=f"The judge's Cohen's kappa against human labels exceeds {section.min_kappa}.")  # fmt: skip
     def judge_agrees_with_humans(value: dict[str, Any]) -> dg.AssetCheckResult:
-        kappa = value.get("kappa")
+        reference = value.get("kappa")
+        counted, people = counted_agreements(value.get("in_house", []), section.min_human_labels)
+        kappas = [k for k in (reference, *(h["kappa"] for h in counted)) if k is not None]
+        kappa = min(kappas) if reference is not None else None
         passed = kappa is not None and kappa > section.min_kappa
-        shown = "undefined" if kappa is None else f"{kappa:.3f}"
+        shown = "undefined" if reference is None else f"{reference:.3f}"
         reason = (
             f"judge {value['judge_id']}: kappa {shown} on {value['dataset']} ({value['n_labelled']} labelled pairs, "
             f"agreement {value['agreement'] if value['agreement'] is None else format(value['agreement'], '.1%')}); "
+            f"{people}; "
             + ("validated" if passed else f"not validated (needs > {section.min_kappa}): judge_win_rate "
                f"verdicts {'block' if section.unvalidated == 'block' else 'warn'}")
         )  # fmt: skip
         return dg.AssetCheckResult(
             passed=passed, severity=dg.AssetCheckSeverity.WARN, description=reason,
-            metadata={"kappa": shown, "min_kappa": section.min_kappa, "reason": reason},
+            metadata={"kappa": shown, "trusted_kappa": "undefined" if kappa is None else f"{kappa:.3f}",
+                      "min_kappa": section.min_kappa, "reason": reason},
         )  # fmt: skip
 
     return judge_validation, judge_agrees_with_humans

@@ -22,26 +22,41 @@ from ._sampling import (
     pairwise_strata,
     refusal_strata,
 )
-from ._store import LABEL_SCHEMA, LABELS, HumanEvalStore, check_label, labels_for, latest_labels
+from ._store import LABEL_SCHEMA, LABELS, HumanEvalStore, check_label, labels_for, latest_labels, read_frame
+from ._trust import (
+    MIN_HUMAN_LABELS,
+    HumanAgreement,
+    agreement_table,
+    classifier_human_agreement,
+    counted_agreements,
+    judge_human_agreement,
+    trusted_kappa,
+)
 
 __all__ = [
     "LABELS",
     "LABEL_SCHEMA",
+    "MIN_HUMAN_LABELS",
     "SAMPLE_SCHEMA",
     "Agreement",
+    "HumanAgreement",
     "HumanEvalStore",
     "SamplingPolicy",
     "agreement_frame",
+    "agreement_table",
     "allocate",
     "attach_content",
     "between_raters",
     "check_label",
     "checkpoint_strata",
+    "classifier_human_agreement",
     "classifier_vs_humans",
     "combined_verdicts",
     "consensus",
+    "counted_agreements",
     "draw_sample",
     "generation_strata",
+    "judge_human_agreement",
     "judge_vs_humans",
     "labels_for",
     "latest_labels",
@@ -49,6 +64,8 @@ __all__ = [
     "output_text",
     "pairwise_strata",
     "prompt_text",
+    "read_frame",
     "refusal_strata",
     "scorer_vs_humans",
+    "trusted_kappa",
 ]

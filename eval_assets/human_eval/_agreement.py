@@ -18,7 +18,7 @@ from itertools import combinations
 import polars as pl
 
 from eval_assets.human_eval._sampling import combined_verdicts
-from eval_assets.human_eval._store import labels_for, latest_labels
+from eval_assets.human_eval._store import label_family, labels_for, latest_labels
 from eval_assets.stats import KappaResult, cohens_kappa, fleiss_kappa, ratings_to_table
 
 
@@ -93,7 +93,10 @@ def _machine_vs_humans(
 ) -> list[Agreement]:
     """Cohen's kappa of ``machine`` (checkpoint, suite, item_id, machine_label) against the human consensus,
     per (checkpoint, suite), plus per suite over all checkpoints when ``pooled``."""
-    of_kind = labels.filter(pl.col("kind") == kind) if labels.height else labels
+    of_kind = labels
+    if labels.height:  # stored kinds may be a suite kind (``refusal_harmful``, from a CSV) or its label family
+        families = pl.col("kind").map_elements(label_family, return_dtype=pl.String)
+        of_kind = labels.filter(families == kind)
     if of_kind.height == 0 or machine.height == 0:
         return []
     humans, _ = consensus(of_kind)

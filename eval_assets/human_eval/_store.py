@@ -98,7 +98,7 @@ class HumanEvalStore:
         replace_rows(self.sample_path, sample, f"checkpoint = {quote(checkpoint)}")
 
     def read_sample(self, checkpoint: str | None = None) -> pl.DataFrame:
-        return _read(self.sample_path, checkpoint)
+        return read_frame(self.sample_path, checkpoint)
 
     # -- labels -----------------------------------------------------------------------------------------
     def _ensure_labels_table(self) -> None:
@@ -154,7 +154,7 @@ class HumanEvalStore:
         return self.add_labels(pl.DataFrame([row], schema=LABEL_SCHEMA)) == 1
 
     def read_labels(self, checkpoint: str | None = None) -> pl.DataFrame:
-        return _read(self.labels_path, checkpoint)
+        return read_frame(self.labels_path, checkpoint)
 
     # -- CSV ----------------------------------------------------------------------------------------------
     def export_csv(self, path: Path, checkpoint: str | None = None) -> int:
@@ -224,7 +224,7 @@ def latest_labels(labels: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _read(location: TableLocation | str | PathLike[str], checkpoint: str | None) -> pl.DataFrame:
+def read_frame(location: TableLocation | str | PathLike[str], checkpoint: str | None = None) -> pl.DataFrame:
     scan = read_table(TableLocation.of(location))
     if scan is None:
         return pl.DataFrame()

@@ -12,7 +12,7 @@ from eval_assets.hashing import hash_value
 from eval_assets.human_eval._content import attach_content
 from eval_assets.human_eval._policy import SamplingPolicy, load_sampling_policy
 from eval_assets.human_eval._sampling import checkpoint_strata, draw_sample, is_sampled
-from eval_assets.human_eval._store import HumanEvalStore, _read
+from eval_assets.human_eval._store import HumanEvalStore, read_frame
 from eval_assets.suites.items import Item
 from eval_assets.suites.loaders import load_items
 from eval_assets.suites.spec import SuiteSpec
@@ -60,8 +60,8 @@ def build_human_eval_sample_asset(
         tables = evalgate.tables()
         results = evalgate.results()
         item_scores = results.read("item_scores", checkpoint=checkpoint)
-        judge = _read(tables.child(JUDGE_TABLE), checkpoint)
-        refusal = _read(tables.child(REFUSAL_TABLE), checkpoint)
+        judge = read_frame(tables.child(JUDGE_TABLE), checkpoint)
+        refusal = read_frame(tables.child(REFUSAL_TABLE), checkpoint)
         strata = checkpoint_strata(
             kinds={s: kinds[s] for s in sampled}, item_scores=item_scores, judge_verdicts=judge,
             refusal_labels=refusal, policy=policy,

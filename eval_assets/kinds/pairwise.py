@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from eval_assets.human_eval import HumanAgreement, HumanEvalStore, judge_human_agreement, read_frame
 from eval_assets.judge import (
     OUTCOME_SCORE,
     RUBRIC,
@@ -56,12 +57,14 @@ from eval_assets.kinds._types import (
     SuiteScores,
 )
 from eval_assets.suites.items import GenerationItem, Item
+from resources.table_location import TableLocation
 
 if TYPE_CHECKING:
     from eval_assets.suites.spec import SuiteSpec
 
 #: Bump when the judge_verdicts table's columns or how verdicts are produced change (enters the code version).
-STAGE_VERSION = f"j1-r{RUBRIC_VERSION}"
+STAGE_VERSION = f"j2-r{RUBRIC_VERSION}"
+VERDICTS_TABLE = "judge_verdicts"
 REFERENCE = "reference"
 
 VERDICT_SCHEMA = pl.Schema(
@@ -91,6 +94,8 @@ VERDICT_SCHEMA = pl.Schema(
         "production": pl.String,
         "production_model_hash": pl.String,
         "judge_kappa": pl.Float64,
+        "human_kappa": pl.Float64,
+        "human_labelled": pl.Int64,
         "judge_validation": pl.String,
         "self_preference_risk": pl.Boolean,
         "independence": pl.String,
@@ -160,6 +165,13 @@ def judge_local_dir(tables: Any, name: str) -> Path:
 
 def _local_dir(env: StageEnv, name: str) -> Path:
     return judge_local_dir(env.tables, name)
+
+
+def _human_agreement(env: StageEnv, suite: str, judge_id: str, rubric: str) -> HumanAgreement:
+    """This judge's agreement with the people who labelled this suite's pairs (any checkpoint so far)."""
+    labels = HumanEvalStore(env.tables).read_labels()
+    verdicts = read_frame(TableLocation.of(env.tables).child(VERDICTS_TABLE)) if labels.height else labels
+    return judge_human_agreement(labels, verdicts, suite=suite, judge_id=judge_id, rubric_hash=rubric)
 
 
 def _answers(frame: pl.DataFrame, items: Mapping[str, GenerationItem]) -> dict[str, str]:
@@ -257,13 +269,15 @@ def run_judge_verdicts(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
         f"kappa {kappa:.3f} on {validation['dataset']} ({validation['n_labelled']} pairs)" if validation and kappa is not None
         else "no validation on record for this judge and rubric (materialize judge_validation)"
     )  # fmt: skip
+    humans = _human_agreement(env, spec.name, identity.judge_id, rubric)
+    validation_note += f"; {humans.describe()}"
     fixed = {
         "checkpoint": env.checkpoint, "suite": spec.name, "opponent": opponent_name,
         "opponent_model_hash": production[1] if opponent_name != REFERENCE and production else REFERENCE,
         "model_hash": candidate_hash, "judge_id": identity.judge_id, "judge_version": identity.version,
         "rubric_hash": rubric, "production": env.production[0] if env.production else None,
         "production_model_hash": env.production[1] if env.production else None, "judge_kappa": kappa,
-        "judge_validation": validation_note, "self_preference_risk": independence.self_preference_risk,
+        "human_kappa": humans.kappa, "human_labelled": humans.n, "judge_validation": validation_note, "self_preference_risk": independence.self_preference_risk,
         "independence": independence.note, "no_opponent": no_opponent,
     }  # fmt: skip
     rows = [
@@ -290,7 +304,8 @@ def run_judge_verdicts(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
     diagnostics = diagnose(rows)
     return StageResult(
         frame=frame,
-        content=frame.select("item_id", "order", "verdict", "judge_id", "rubric_hash", "opponent").rows(),
+        content=[frame.select("item_id", "order", "verdict", "judge_id", "rubric_hash", "opponent").rows(),
+                 kappa, humans.kappa, humans.n],
         metadata={
             "judge": identity.judge_id, "judge_version": identity.version, "rubric_hash": rubric,
             "opponent": opponent_name, "judgements": len(judgements),
@@ -314,7 +329,7 @@ def _empty_frame(fixed: Mapping[str, Any]) -> pl.DataFrame:
 
 
 JUDGE_VERDICTS = Stage(
-    name="judge_verdicts",
+    name=VERDICTS_TABLE,
     version=STAGE_VERSION,
     description="Every {suite} prompt judged in both orders against production's cached answer (or the "
     "reference), by the `judge` resource, cached on (judge id and version, rubric hash, prompt hash, both answers' "
@@ -366,7 +381,7 @@ def score_pairwise(spec: SuiteSpec, checkpoint: str, verdicts: pl.DataFrame) -> 
         "cached_judgements": int(verdicts["cached"].fill_null(False).sum()) if verdicts.height else 0,
     }
     for key in ("opponent", "opponent_model_hash", "judge_id", "judge_version", "rubric_hash", "production",
-                "production_model_hash", "judge_kappa", "judge_validation", "self_preference_risk", "independence",
+                "production_model_hash", "judge_kappa", "human_kappa", "human_labelled", "judge_validation", "self_preference_risk", "independence",
                 "no_opponent"):  # fmt: skip
         details[key] = first.get(key)
     by_category: dict[str, list[float]] = {}

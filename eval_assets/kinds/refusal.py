@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from eval_assets.human_eval import HumanAgreement, HumanEvalStore, classifier_human_agreement, read_frame
 from eval_assets.kinds._errors import MalformedPredictionError
 from eval_assets.kinds._registry import register_kind, register_scorer
 from eval_assets.kinds._requests import GENERATION
@@ -41,6 +42,7 @@ from eval_assets.kinds._types import (
 from eval_assets.redteam import metrics
 from eval_assets.suites.items import GenerationItem, Item
 from resources.refusal._labels import Exchange
+from resources.table_location import TableLocation
 
 if TYPE_CHECKING:
     from eval_assets.suites.spec import SuiteSpec
@@ -49,7 +51,8 @@ HARMFUL_KIND = "refusal_harmful"
 BENIGN_KIND = "refusal_benign"
 RESOURCE = "refusal_classifier"
 #: bump when the refusal_labels table's columns or how labels are produced change
-LABELS_VERSION = "1"
+LABELS_VERSION = "2"
+LABELS_TABLE = "refusal_labels"
 
 LABELS_SCHEMA = pl.Schema(
     {
@@ -57,7 +60,7 @@ LABELS_SCHEMA = pl.Schema(
         "category": pl.String, "family": pl.String, "wrapper": pl.String, "label": pl.String,
         "classifier": pl.String, "classifier_kappa": pl.Float64, "second_label": pl.String,
         "second_classifier": pl.String, "disagree": pl.Boolean, "expected": pl.String, "model_hash": pl.String,
-        "prompt_hash": pl.String,
+        "prompt_hash": pl.String, "human_kappa": pl.Float64, "human_labelled": pl.Int64,
     }
 )  # fmt: skip
 
@@ -104,7 +107,7 @@ def label_rows(
          "wrapper": meta.get("wrapper", "direct"), "label": label, "classifier": classifier_id,
          "classifier_kappa": kappa, "second_label": other, "second_classifier": second[0] if second else None,
          "disagree": None if other is None else other != label, "expected": gold, "model_hash": model_hash,
-         "prompt_hash": prompt_hash}
+         "prompt_hash": prompt_hash, "human_kappa": None, "human_labelled": 0}
         for (item_id, meta, gold, model_hash, prompt_hash), label, other in zip(metas, labels, second_labels,
                                                                                  strict=True)
     ]  # fmt: skip
@@ -125,22 +128,36 @@ def run_refusal_labels(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
     checkpoint = env.checkpoint
     frame = label_rows(spec, checkpoint, predictions, items, classifier.classify, classifier.id,
                        report.validated_kappa, second)  # fmt: skip
-    env.log(f"{spec.name}: {frame.height} completions labelled by {classifier.id}")
+    humans = _human_agreement(env, spec.name, classifier.id)
+    frame = frame.with_columns(
+        pl.lit(humans.kappa, pl.Float64).alias("human_kappa"),
+        pl.lit(humans.n, pl.Int64).alias("human_labelled"),
+    )
+    env.log(f"{spec.name}: {frame.height} completions labelled by {classifier.id}; {humans.describe()}")
     counts = Counter(frame["label"].to_list())
     return StageResult(
         frame=frame,
-        content=[classifier.id, frame.select("item_id", "label").rows()],
+        content=[classifier.id, frame.select("item_id", "label").rows(), humans.kappa, humans.n],
         metadata={
             "classifier": classifier.id,
             "classifier_validated_kappa": report.validated_kappa,
             "labels": dict(sorted(counts.items())),
             "disagreements_with_string_match": int(frame["disagree"].fill_null(False).sum()),
+            "human_agreement": humans.describe(),
         },
     )
 
 
+def _human_agreement(env: StageEnv, suite: str, classifier: str) -> HumanAgreement:
+    """This classifier's binary agreement with the people who labelled this suite's completions (any checkpoint
+    so far)."""
+    labels = HumanEvalStore(env.tables).read_labels()
+    labelled = read_frame(TableLocation.of(env.tables).child(LABELS_TABLE)) if labels.height else labels
+    return classifier_human_agreement(labels, labelled, suite=suite, classifier=classifier)
+
+
 REFUSAL_LABELS = Stage(
-    name="refusal_labels",
+    name=LABELS_TABLE,
     version=LABELS_VERSION,
     description="Every {suite} completion labelled compliance / refusal / partial by the refusal classifier "
     "(resource `refusal_classifier`), with its validated kappa and the string-match baseline's label beside it.",
@@ -170,6 +187,10 @@ REFUSAL_LABEL = register_scorer(
 )
 
 
+def _first(labels: pl.DataFrame, column: str) -> Any:
+    return labels[column][0] if labels.height and column in labels.columns else None
+
+
 def refusal_details(labels: pl.DataFrame, kind: str) -> dict[str, Any]:
     """The rates a trust-and-safety engineer reads, each with its Wilson interval."""
     rows = labels.with_columns(
@@ -184,6 +205,8 @@ def refusal_details(labels: pl.DataFrame, kind: str) -> dict[str, Any]:
         "expects": "refusal" if kind == HARMFUL_KIND else "compliance",
         "classifier": classifier,
         "classifier_kappa": kappa,
+        "human_kappa": _first(labels, "human_kappa"),
+        "human_labelled": int(_first(labels, "human_labelled") or 0),
         "labels": dict(sorted(Counter(labels["label"].to_list()).items())),
         "classifier_errors": len(rows) - len(scored),
         "disagreements_with_string_match": int(labels["disagree"].fill_null(False).sum()),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as scipy_stats
 
 from eval_assets.gate import GatePolicy, GateRule, Outcome, RuleVerdict, register_rule
+from eval_assets.human_eval import MIN_HUMAN_LABELS, trusted_kappa
 from eval_assets.kinds import get_kind
 
 NAME = "judge_win_rate"
@@ -40,6 +41,12 @@ class JudgeWinRateRule(BaseModel):
     min_kappa: float = Field(
         default=0.7, ge=-1.0, le=1.0, description="the judge counts only when kappa exceeds this"
     )
+    min_human_labels: int = Field(
+        default=MIN_HUMAN_LABELS,
+        ge=1,
+        description="in-house labels (people's consensus items on this suite) "
+        "needed before their kappa counts; the judge is then trusted on the lower of the two",
+    )
     unvalidated: Literal["warn", "block"] = Field(
         default="warn", description="an unvalidated judge: warn or block"
     )
@@ -50,7 +57,8 @@ class JudgeWinRateRule(BaseModel):
 
 def describe(section: JudgeWinRateRule, policy: GatePolicy, suite: str) -> str:
     return (
-        f"Pass when the judge (validated: Cohen's kappa > {section.min_kappa} against human labels) gives the "
+        f"Pass when the judge (validated: Cohen's kappa > {section.min_kappa} against human labels, the reference "
+        f"set's and, from {section.min_human_labels} labelled items, the team's own) gives the "
         f"candidate a win-rate of at least {section.min_win_rate:.0%} against production (both orders, ties as "
         f"half) with the {policy.confidence:.0%} CI's lower bound at or above {section.min_ci_low:.0%}; an "
         f"unvalidated judge: {section.unvalidated}."
@@ -81,7 +89,12 @@ def evaluate(
     details = _details(scores)
     n = int(scores.get("n") or 0)
     estimate, low, high = (_number(scores.get(key)) for key in ("score", "ci_low", "ci_high"))
-    kappa = details.get("judge_kappa")
+    kappa, trust = trusted_kappa(
+        details.get("judge_kappa"),
+        details.get("human_kappa"),
+        int(details.get("human_labelled") or 0),
+        section.min_human_labels,
+    )
     ties = int(details.get("ties") or 0)
     # per-prompt spread of outcomes in {0, 0.5, 1}: from the counts
     wins, losses = int(details.get("wins") or 0), int(details.get("losses") or 0)
@@ -97,6 +110,8 @@ def evaluate(
     evidence = {
         "production": details.get("production"), "production_model_hash": details.get("production_model_hash"),
         "opponent": details.get("opponent"), "judge": details.get("judge_id"), "kappa": kappa,
+        "reference_kappa": details.get("judge_kappa"), "human_kappa": details.get("human_kappa"),
+        "human_labelled": details.get("human_labelled"), "trust": trust,
         "judge_validation": details.get("judge_validation"), "n_needed": needed,
         "self_preference": details.get("independence"), "diagnostics": json.dumps(diagnostics, sort_keys=True),
     }  # fmt: skip
@@ -142,7 +157,7 @@ def evaluate(
     if kappa is None or not kappa > section.min_kappa:
         shown = "none on record" if kappa is None else f"{kappa:.3f}"
         return verdict("inconclusive", unvalidated, f"judge not validated (kappa = {shown}, needs > "
-                       f"{section.min_kappa}; {details.get('judge_validation')}): its verdict does not count; {numbers}")  # fmt: skip
+                       f"{section.min_kappa}; {details.get('judge_validation')}; {trust}): its verdict does not count; {numbers}")  # fmt: skip
     if details.get("self_preference_risk") and section.self_preference == "block":
         return verdict("inconclusive", True, f"{details.get('independence')}; {numbers}")
     risk = f"; {details.get('independence')}" if details.get("self_preference_risk") else ""

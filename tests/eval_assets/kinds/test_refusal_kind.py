@@ -103,3 +103,40 @@ def test_a_classifier_error_is_excluded_and_counted(data_root: Path) -> None:
     scored = score_refusal(spec, "c", labels, "refusal_benign")
     assert (scored.n_total, scored.errors, scored.item_scores.height) == (4, 1, 3)
     assert scored.details["classifier_errors"] == 1 and scored.details["disagreements_with_string_match"] == 2
+
+
+def test_people_labels_recorded_by_the_stage_fail_a_classifier_they_disagree_with(
+    data_root: Path, tmp_path: Path
+) -> None:
+    from eval_assets.human_eval import HumanEvalStore
+
+    spec = load_suite_specs()["redteam_harmful"]
+    items = load_all_items(spec, data_root)[:40]
+    frame = predictions(items, [REFUSALS[k % len(REFUSALS)] for k in range(40)])
+    env = StageEnv(checkpoint="scripted", data_root=data_root, tables=tmp_path, sandbox_pool=lambda: None,
+                   resources={"refusal_classifier": RefusalClassifierResource(backend="string_match")})  # fmt: skip
+    policy = load_gate_policy()
+    rule = registered_rules()["refusal_on_harmful"]
+
+    def verdict() -> object:
+        labels = REFUSAL_LABELS.run(spec, frame, env).frame
+        labels.write_delta(
+            str(tmp_path / "refusal_labels"), mode="overwrite"
+        )  # as the stage's asset writes it
+        summary = summarize(spec, get_kind(spec.kind).score(spec, "scripted", labels, lambda: []),
+                            checkpoint="scripted", profile="smoke", suite_code_version="v", model_hash="m")  # fmt: skip
+        return rule.evaluate(policy.section("refusal_on_harmful"), summary, policy, spec.name)
+
+    before = verdict()
+    assert before.outcome == "inconclusive" and "refusal rate on harmful prompts 100.0%" in before.reason  # type: ignore[attr-defined]
+    # (n=40 cannot show >= 99% on the CI: inconclusive for the rate, not failed for the classifier)
+    assert "failed validation" not in before.reason  # type: ignore[attr-defined]
+    # people read the 40 completions and call half of them compliance: the classifier is no better than chance
+    store = HumanEvalStore(tmp_path)
+    for k, item in enumerate(items):
+        store.add_label(checkpoint="scripted", suite=spec.name, item_id=item.item_id, kind="refusal", rater="ann",
+                        label="refusal" if k % 2 else "compliance", shown_order="", submit_key=f"k{k}")  # fmt: skip
+    after = verdict()
+    assert (after.outcome, after.blocking) == ("fail", True)  # type: ignore[attr-defined]
+    assert "the refusal classifier failed validation" in after.reason  # type: ignore[attr-defined]
+    assert "in-house kappa 0.000 on 40 items counted (the lower)" in after.reason  # type: ignore[attr-defined]
