@@ -60,9 +60,12 @@ def cmd_judge_validate(args: argparse.Namespace) -> int:
     )
     cache = JudgeCache(home.root / "judge_cache" / "verdicts.sqlite")
     print(f"judging {len(pairs)} pairs in both orders with {backend.identity.judge_id}", flush=True)
+    from eval_assets.console import progress_display
+
     try:
-        result = validate(backend, pairs, dataset=Path(args.pairs).name, cache=cache, max_tokens=judge.max_tokens,
-                          max_parse_retries=judge.max_parse_retries)  # fmt: skip
+        with progress_display():
+            result = validate(backend, pairs, dataset=Path(args.pairs).name, cache=cache,
+                              max_tokens=judge.max_tokens, max_parse_retries=judge.max_parse_retries)  # fmt: skip
     finally:
         cache.close()
     out = Path(args.out)

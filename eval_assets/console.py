@@ -1,9 +1,9 @@
 """What the CLI shows while it works: one progress display per suite, and library noise kept off the console.
 
-A terminal gets a live `rich` progress bar per suite (items done of the suite, cache hits, the rate of computed
-items, ETA; a spinner while the model loads). Anything else (a pipe, a CI log) gets plain lines: one when a
+A terminal gets a live `rich` progress bar per suite and task (predictions, the judge's verdicts, sandbox runs:
+done, cache hits, rate, ETA; a spinner while the model loads). Anything else (a pipe, a CI log) gets plain lines: one when a
 suite starts, one when its model starts loading, one at most every ``interval`` seconds while items are
-computed, and one when it is done. Both read :class:`eval_assets.predict.PredictProgress` events.
+computed, and one when it is done. Both read :class:`eval_assets.progress.Progress` events.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as Progress_
 
-from eval_assets.predict import PredictProgress, observe_progress
+from eval_assets.progress import Progress, observe_progress
 
 __all__ = ["PlainProgress", "RichProgress", "format_duration", "progress_display", "quiet_libraries"]
 
@@ -91,40 +91,39 @@ class PlainProgress:
     interval: float = 10.0
     clock: dict[str, _SuiteClock] = field(default_factory=dict)
 
-    def __call__(self, event: PredictProgress) -> None:
+    def __call__(self, event: Progress) -> None:
         now = time.monotonic()
-        suite = self.clock.setdefault(event.suite, _SuiteClock(started=now))
+        name, unit = event.label, event.unit
+        suite = self.clock.setdefault(name, _SuiteClock(started=now))
         if event.phase == "start":
-            self.clock[event.suite] = _SuiteClock(started=now)
+            self.clock[name] = _SuiteClock(started=now)
             self._line(
-                f"{event.suite}: {event.items} items, {event.cache_hits} cached, {event.to_compute} to compute"
+                f"{name}: {event.items} {unit}, {event.cache_hits} cached, {event.to_compute} to compute"
             )
         elif event.phase == "loading":
-            self._line(
-                f"{event.suite}: loading the model of {event.checkpoint} (GGUF weights are converted once: ~30 s)"
-            )
+            self._line(f"{name}: loading the model of {event.checkpoint}")
         elif event.phase == "loaded":
             suite.computing_since = now
-            self._line(f"{event.suite}: model ready in {now - suite.started:.0f} s")
+            self._line(f"{name}: model ready in {now - suite.started:.0f} s")
         elif event.phase == "chunk" and event.computed == event.to_compute:
             pass  # the "done" line follows
         elif event.phase == "chunk" and (suite.last_line is None or now - suite.last_line >= self.interval):
             suite.last_line = now
-            self._line(f"{event.suite}: {self.status(event, now)}")
+            self._line(f"{name}: {self.status(event, now)}")
         elif event.phase == "done":
             self._line(
-                f"{event.suite}: {event.items}/{event.items} items ({event.cache_hits} cached) in "
+                f"{name}: {event.items}/{event.items} {unit} ({event.cache_hits} cached) in "
                 f"{format_duration(now - suite.started)}"
             )
 
-    def status(self, event: PredictProgress, now: float) -> str:
-        suite = self.clock[event.suite]
-        text = f"{event.items_done}/{event.items} items ({event.cache_hits} cached)"
+    def status(self, event: Progress, now: float) -> str:
+        suite = self.clock[event.label]
+        text = f"{event.items_done}/{event.items} {event.unit} ({event.cache_hits} cached)"
         elapsed = now - (suite.computing_since or suite.started)
         if event.computed and elapsed > 0:
             rate = event.computed / elapsed
             eta = (event.to_compute - event.computed) / rate
-            text += f", {rate:.2f} items/s, ETA {format_duration(eta)}"
+            text += f", {rate:.2f} {event.unit}/s, ETA {format_duration(eta)}"
         return text
 
     def _line(self, text: str) -> None:
@@ -132,15 +131,15 @@ class PlainProgress:
 
 
 class RichProgress:
-    """One live bar per suite on a terminal."""
+    """One live bar per suite and task on a terminal."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
+        self.progress = Progress_(
             SpinnerColumn(),
             TextColumn("{task.description:<14}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("items, {task.fields[hits]} cached"),
+            TextColumn("{task.fields[unit]}, {task.fields[hits]} cached"),
             TextColumn("{task.fields[rate]}"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -152,22 +151,24 @@ class RichProgress:
         self.tasks: dict[str, TaskID] = {}
         self.computing_since: dict[str, float] = {}
 
-    def __call__(self, event: PredictProgress) -> None:
+    def __call__(self, event: Progress) -> None:
         progress = self.progress
-        if event.phase == "start" or event.suite not in self.tasks:
-            self.tasks[event.suite] = progress.add_task(
-                event.suite, total=event.items, completed=event.cache_hits, hits=event.cache_hits, rate="",
-                note="",
+        name = event.label
+        if event.phase == "start" or name not in self.tasks:
+            self.tasks[name] = progress.add_task(
+                name, total=event.items, completed=event.cache_hits, hits=event.cache_hits, rate="", note="",
+                unit=event.unit,
             )  # fmt: skip
-        task = self.tasks[event.suite]
+            self.computing_since[name] = time.monotonic()
+        task = self.tasks[name]
         if event.phase == "loading":
             progress.update(task, note=f"loading the model of {event.checkpoint}…")
         elif event.phase == "loaded":
-            self.computing_since[event.suite] = time.monotonic()
+            self.computing_since[name] = time.monotonic()
             progress.update(task, note="")
         elif event.phase == "chunk":
-            elapsed = time.monotonic() - self.computing_since.get(event.suite, time.monotonic())
-            rate = f"{event.computed / elapsed:.2f} items/s" if elapsed > 0 else ""
+            elapsed = time.monotonic() - self.computing_since.get(name, time.monotonic())
+            rate = f"{event.computed / elapsed:.2f} {event.unit}/s" if elapsed > 0 else ""
             progress.update(task, completed=event.items_done, rate=rate)
         elif event.phase == "done":
             progress.update(task, completed=event.items, note="done")

@@ -13,17 +13,16 @@ halfway resumes from the last written chunk. Where another run committed a key f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from eval_assets.hashing import model_identity, sampling_hash
 from eval_assets.kinds._registry import get_kind
 from eval_assets.kinds._requests import sampling_params
+from eval_assets.progress import Phase, Progress, emit_progress
 from eval_assets.suites.items import Item
 from eval_assets.suites.spec import SuiteSpec
 from resources.prediction_cache import COMPACT_MIN_FILES, CachedPrediction, PredictionCache
@@ -33,11 +32,9 @@ __all__ = [
     "OUTPUT_FORMAT_VERSION",
     "PREDICTION_SCHEMA",
     "EngineMismatchError",
-    "PredictProgress",
     "PredictionStats",
     "item_prompt_hash",
     "item_sampling_hash",
-    "observe_progress",
     "predict_suite",
     "sampling_params",
 ]
@@ -79,48 +76,6 @@ class PredictionStats:
     engine: str
     differing: int = 0
     compacted: bool = False
-
-
-@dataclass(frozen=True)
-class PredictProgress:
-    """Where one suite's predictions stand, for a progress display. ``phase``: ``start`` (the cache was read:
-    ``cache_hits`` of ``items`` served), ``loading`` (the model is being opened: misses remain), ``loaded``,
-    ``chunk`` (``computed`` of ``to_compute`` distinct keys done), ``done``."""
-
-    checkpoint: str
-    suite: str
-    phase: Literal["start", "loading", "loaded", "chunk", "done"]
-    items: int
-    cache_hits: int
-    to_compute: int
-    computed: int = 0
-
-    @property
-    def items_done(self) -> int:
-        """Items with an output so far: the cache hits, then the computed items (all items once done)."""
-        if self.phase == "done":
-            return self.items
-        return min(self.items, self.cache_hits + self.computed)
-
-
-ProgressListener = Callable[[PredictProgress], None]
-_LISTENERS: ContextVar[tuple[ProgressListener, ...]] = ContextVar("evalgate_predict_progress", default=())
-
-
-@contextmanager
-def observe_progress(listener: ProgressListener) -> Iterator[None]:
-    """Within the block, every :func:`predict_suite` in this context also reports to ``listener`` (the CLI's
-    progress display; the Dagster asset keeps its own ``progress(done, total)`` callback)."""
-    token = _LISTENERS.set((*_LISTENERS.get(), listener))
-    try:
-        yield
-    finally:
-        _LISTENERS.reset(token)
-
-
-def _emit(event: PredictProgress) -> None:
-    for listener in _LISTENERS.get():
-        listener(event)
 
 
 def item_sampling_hash(spec: SuiteSpec, engine: str) -> str:
@@ -188,8 +143,8 @@ def predict_suite(
     model_calls = 0
     compacted = False
 
-    def emit(phase: Literal["start", "loading", "loaded", "chunk", "done"], computed: int = 0) -> None:
-        _emit(PredictProgress(checkpoint, spec.name, phase, len(items), hits, len(todo), computed))
+    def emit(phase: Phase, computed: int = 0) -> None:
+        emit_progress(Progress(checkpoint, spec.name, phase, len(items), hits, len(todo), computed))
 
     emit("start")
     if todo:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from eval_assets.code._problems import CodeProblem
 from eval_assets.code._programs import ASSEMBLY_VERSION, CodeProgram, assemble_program
 from eval_assets.code._store import ExecutionStore
+from eval_assets.progress import counter
 from sandboxes import DEFAULT_LIMITS, ExecutionResult, Limits, RunRequest, Status
 
 #: Bump when the key's recipe changes.
@@ -91,9 +92,11 @@ def execute_programs(
     limits: Limits = DEFAULT_LIMITS,
     *,
     retries: int = INFRA_RETRIES,
+    report_as: tuple[str, str] | None = None,
 ) -> list[ProgramOutcome]:
     """Outcomes of ``programs``, in order, running only those whose key is not in ``store``; a run that ends
-    in ``error`` is retried up to ``retries`` times within the batch and never stored."""
+    in ``error`` is retried up to ``retries`` times within the batch and never stored. ``report_as``
+    (checkpoint, suite): progress events for the console (:mod:`eval_assets.progress`)."""
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     sandbox_version = runner.version
@@ -106,6 +109,13 @@ def execute_programs(
     fresh: dict[str, ExecutionResult] = {}
     attempts: dict[str, int] = {}
     pending = list(todo)
+    hits = len(set(keys)) - len(todo)
+    progress = (
+        counter(*report_as, "sandbox runs", "programs", total=hits + len(todo), cache_hits=hits)
+        if report_as
+        else None
+    )
+    finished: set[str] = set()
     for _ in range(1 + retries):
         if not pending:
             break
@@ -119,6 +129,9 @@ def execute_programs(
             attempts[key] = attempts.get(key, 0) + 1
             if result.status is not Status.ERROR:
                 store.put_many({key: result})
+            if progress is not None and (result.status is not Status.ERROR or attempts[key] > retries):
+                finished.add(key)
+                progress(len(finished))
 
         requests = [RunRequest(program=todo[key].source, limits=limits) for key in batch]
         results = runner.run_many(requests, on_result=keep)
@@ -191,6 +204,7 @@ def execute_samples(
     limits: Limits = DEFAULT_LIMITS,
     *,
     retries: int = INFRA_RETRIES,
+    report_as: tuple[str, str] | None = None,
 ) -> list[CodeExecution]:
     """Assemble, run (through the cache) and judge every sample; one :class:`CodeExecution` per sample, in order.
     Runs that end in ``error`` (the infrastructure's failure) are retried up to ``retries`` times.
@@ -205,7 +219,7 @@ def execute_samples(
         if problem is None:
             raise KeyError(f"sample for unknown task {sample.task_id!r}")
         programs.append(assemble_program(problem, sample.completion))
-    outcomes = execute_programs(programs, runner, store, limits, retries=retries)
+    outcomes = execute_programs(programs, runner, store, limits, retries=retries, report_as=report_as)
     return [
         CodeExecution(s.task_id, s.sample_index, p.program_hash, p.tests_hash, o)
         for s, p, o in zip(samples, programs, outcomes, strict=True)

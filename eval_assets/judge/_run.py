@@ -21,12 +21,15 @@ from eval_assets.judge._protocol import (
     rubric_hash,
     to_verdict,
 )
+from eval_assets.progress import counter
 
 
 class JudgeBackend(Protocol):
     """A judge: its identity and a batch call. ``complete`` returns one reply per request, in order; a call that
     failed after the backend's transport retries comes back with ``error`` set (a request the backend refuses
-    outright, such as a bad key, raises)."""
+    outright, such as a bad key, raises). A backend that judges one request at a time may set ``chunk_size``
+    (an int attribute): :func:`judge_pairs` then hands it that many at a time, caching and reporting each chunk.
+    """
 
     @property
     def identity(self) -> JudgeIdentity: ...
@@ -73,9 +76,13 @@ def judge_pairs(
     max_tokens: int = 1024,
     max_parse_retries: int = 2,
     rubric: str = RUBRIC,
+    report_as: tuple[str, str] | None = None,
 ) -> list[OrderedJudgement]:
-    """Every pair in both orders. Cached verdicts are reused; the rest go to the backend in one batch, and the
-    replies that do not parse go again (up to ``max_parse_retries`` more times), then count as errors."""
+    """Every pair in both orders. Cached verdicts are reused; the rest go to the backend in chunks of its
+    ``chunk_size`` (all at once when it has none: one Message Batch), each chunk's parsed verdicts cached as it
+    returns, so a run killed midway resumes from them; replies that do not parse go again (up to
+    ``max_parse_retries`` more times), then count as errors. ``report_as`` (checkpoint, suite): progress events
+    for the console (:mod:`eval_assets.progress`)."""
     identity = backend.identity
     rubric_id = rubric_hash(rubric)
     jobs: list[tuple[Pair, Order, str, JudgeRequest]] = []
@@ -90,25 +97,54 @@ def judge_pairs(
     pending = [job for job in jobs if job[2] not in hits]
     outcome: dict[str, tuple[str | None, str, JudgeReply, int]] = {}
     usage: dict[str, list[JudgeReply]] = {}
+    progress = (
+        counter(*report_as, "judge verdicts", "judgements", total=len(jobs), cache_hits=len(hits))
+        if report_as
+        else None
+    )
     attempt = 0
+    chunk_size = getattr(backend, "chunk_size", None) or max(1, len(pending))
+    settled: set[str] = set()
+    fresh: dict[str, CachedVerdict] = {}
+
+    def settle(key: str) -> None:
+        """Record a final verdict (parsed, or a transport failure) and cache a parsed one now."""
+        settled.add(key)
+        position, rationale, _reply, attempts = outcome[key]
+        if position is None:
+            return
+        spent = usage[key]
+        fresh[key] = CachedVerdict(
+            position, rationale, sum(r.input_tokens for r in spent), sum(r.output_tokens for r in spent),
+            sum(r.cost_usd for r in spent), sum(r.latency_s for r in spent), attempts,
+        )  # fmt: skip
+        if cache is not None:
+            cache.put_many({key: fresh[key]})
+
     while pending and attempt <= max_parse_retries:
         attempt += 1
-        replies = backend.complete([job[3] for job in pending])
-        if len(replies) != len(pending):
-            raise RuntimeError(f"judge backend returned {len(replies)} replies for {len(pending)} requests")
         again = []
-        for job, reply in zip(pending, replies, strict=True):
-            key = job[2]
-            usage.setdefault(key, []).append(reply)
-            if reply.error is not None:
-                outcome[key] = (None, f"judge call failed: {reply.error}", reply, attempt)
-                continue  # a transport failure was already retried by the backend
-            parsed = parse_verdict(reply.text)
-            outcome[key] = (parsed.position, parsed.rationale, reply, attempt)
-            if parsed.position is None:
-                again.append(job)
+        for start in range(0, len(pending), chunk_size):
+            chunk = pending[start : start + chunk_size]
+            replies = backend.complete([job[3] for job in chunk])
+            if len(replies) != len(chunk):
+                raise RuntimeError(f"judge backend returned {len(replies)} replies for {len(chunk)} requests")
+            for job, reply in zip(chunk, replies, strict=True):
+                key = job[2]
+                usage.setdefault(key, []).append(reply)
+                if reply.error is not None:  # a transport failure was already retried by the backend
+                    outcome[key] = (None, f"judge call failed: {reply.error}", reply, attempt)
+                    settle(key)
+                    continue
+                parsed = parse_verdict(reply.text)
+                outcome[key] = (parsed.position, parsed.rationale, reply, attempt)
+                if parsed.position is None and attempt <= max_parse_retries:
+                    again.append(job)
+                else:
+                    settle(key)
+            if progress is not None:
+                progress(len(settled))
         pending = again
-    fresh: dict[str, CachedVerdict] = {}
     results: list[OrderedJudgement] = []
     for pair, order, key, _request in jobs:
         lengths = (len(pair.candidate), len(pair.opponent))
@@ -131,8 +167,4 @@ def judge_pairs(
             pair.item_id, order, to_verdict(position, order), position, rationale, tokens_in, tokens_out,  # type: ignore[arg-type]
             cost, latency, attempts, False, *lengths,
         ))  # fmt: skip
-        if position is not None:
-            fresh[key] = CachedVerdict(position, rationale, tokens_in, tokens_out, cost, latency, attempts)
-    if cache is not None and fresh:
-        cache.put_many(fresh)
     return results

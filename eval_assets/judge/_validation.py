@@ -161,7 +161,7 @@ def validate(
     identity = backend.identity
     judgements = judge_pairs(
         backend, [Pair(p.pair_id, p.query, p.answer_a, p.answer_b) for p in pairs], cache,
-        max_tokens=max_tokens, max_parse_retries=max_parse_retries,
+        max_tokens=max_tokens, max_parse_retries=max_parse_retries, report_as=(identity.judge_id, dataset),
     )  # fmt: skip
     picks = picks_of(judgements)
     labelled = [p for p in pairs if p.human is not None and picks[p.pair_id] != "error"]

@@ -73,7 +73,9 @@ def run_code_executions(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEn
     ]
     store = open_execution_store(env.tables)
     with env.sandbox_pool() as pool:
-        executions = execute_samples(problems, samples, pool, store, limits_of(spec))
+        executions = execute_samples(
+            problems, samples, pool, store, limits_of(spec), report_as=(env.checkpoint, spec.name)
+        )
     model_hash = predictions["model_hash"][0] if predictions.height else ""
     rows = [
         {"checkpoint": env.checkpoint, "suite": spec.name, "model_hash": model_hash} | execution.to_row()

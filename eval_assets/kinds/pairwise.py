@@ -258,7 +258,7 @@ def run_judge_verdicts(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
     try:
         judgements = judge_pairs(
             backend, pairs, cache, max_tokens=judge_resource.max_tokens,
-            max_parse_retries=judge_resource.max_parse_retries,
+            max_parse_retries=judge_resource.max_parse_retries, report_as=(env.checkpoint, spec.name),
         )  # fmt: skip
     finally:
         cache.close()

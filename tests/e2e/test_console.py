@@ -20,7 +20,7 @@ from rich.console import Console
 
 from eval_assets.console import PlainProgress, RichProgress, format_duration
 from eval_assets.instance import TAG_PROCESS, mark_interrupted_runs, process_tags, run_process_alive
-from eval_assets.predict import PredictProgress
+from eval_assets.progress import Progress, counter, observe_progress
 
 EVALGATE = Path(sys.executable).parent / "evalgate"
 CLI_DEADLINE_S = 120
@@ -28,8 +28,8 @@ CLI_DEADLINE_S = 120
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _event(phase: str, computed: int = 0, *, items: int = 40, hits: int = 8) -> PredictProgress:
-    return PredictProgress("base", "arc_easy", phase, items, hits, items - hits, computed)  # type: ignore[arg-type]
+def _event(phase: str, computed: int = 0, *, items: int = 40, hits: int = 8) -> Progress:
+    return Progress("base", "arc_easy", phase, items, hits, items - hits, computed)  # type: ignore[arg-type]
 
 
 def test_plain_lines_name_items_cache_hits_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,14 +60,30 @@ def test_the_live_display_shows_each_suite_with_its_cache_hits() -> None:
         display(_event("loading"))
         display(_event("loaded"))
         display(_event("chunk", 16))
-        display(PredictProgress("base", "gsm8k", "start", 5, 5, 0))
-        display(PredictProgress("base", "gsm8k", "done", 5, 5, 0))
+        display(Progress("base", "gsm8k", "start", 5, 5, 0))
+        display(Progress("base", "gsm8k", "done", 5, 5, 0))
         display(_event("done", 32))
         display.progress.refresh()
     text = out.getvalue()
     assert "arc_easy" in text and "40/40" in text and "8 cached" in text
     assert "gsm8k" in text and "5/5" in text and "5 cached" in text
     assert [task.completed for task in display.progress.tasks] == [40, 5]
+
+
+def test_other_long_work_gets_its_own_line_with_its_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([0.0, 12.0, 30.0])
+    monkeypatch.setattr("eval_assets.console.time.monotonic", lambda: next(clock))
+    out = io.StringIO()
+    with observe_progress(PlainProgress(out, interval=10.0)):
+        done = counter("base", "assistant_pairwise", "judge verdicts", "judgements", total=128, cache_hits=28)
+        done(40)
+        done(100)
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    assert lines == [
+        "assistant_pairwise judge verdicts: 128 judgements, 28 cached, 100 to compute",
+        "assistant_pairwise judge verdicts: 68/128 judgements (28 cached), 3.33 judgements/s, ETA 0:18",
+        "assistant_pairwise judge verdicts: 128/128 judgements (28 cached) in 0:30",
+    ]
 
 
 def test_format_duration() -> None:

@@ -93,3 +93,46 @@ def test_repeated_ids_are_refused(tmp_path: Path) -> None:
     path.write_text(row + "\n" + row + "\n")
     with pytest.raises(ValidationDataError, match=r"pairs\.jsonl:2: field `id`: 'x' repeats"):
         load_pairs_file(path)
+
+
+class DyingJudge(ScriptedJudge):
+    """Judges ``chunk_size`` requests at a time and dies on its third call (a killed run); counts what it saw."""
+
+    chunk_size = 4
+
+    def __init__(self, die_on: int | None = 3) -> None:
+        self.calls = 0
+        self.seen = 0
+        self.die_on = die_on
+
+    def complete(self, requests: Sequence[JudgeRequest]) -> list[JudgeReply]:
+        self.calls += 1
+        if self.calls == self.die_on:
+            raise KeyboardInterrupt("killed")
+        assert len(requests) <= self.chunk_size
+        self.seen += len(requests)
+        return super().complete(requests)
+
+
+def test_a_run_killed_midway_resumes_from_the_verdicts_it_cached(tmp_path: Path) -> None:
+    from eval_assets.judge import JudgeCache, Pair, judge_pairs
+    from eval_assets.progress import Progress, observe_progress
+
+    pairs = [Pair(str(i), f"q{i}", "good" if i % 2 else "bad", "bad" if i % 2 else "good") for i in range(6)]
+    cache = JudgeCache(tmp_path / "verdicts.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        judge_pairs(DyingJudge(), pairs, cache)
+    # two chunks of 4 judged before the kill: their 8 verdicts are cached
+    events: list[Progress] = []
+    again = DyingJudge(die_on=None)
+    with observe_progress(events.append):
+        judgements = judge_pairs(again, pairs, cache, report_as=("cand", "chat"))
+    cache.close()
+    assert again.seen == 12 - 8 and again.calls == 1
+    assert sum(j.cached for j in judgements) == 8 and len(judgements) == 12
+    assert [j.verdict for j in judgements if j.order == "ab"] == ["opponent", "candidate"] * 3
+    assert [(e.phase, e.cache_hits, e.to_compute, e.computed) for e in events] == [
+        ("start", 8, 4, 0),
+        ("done", 8, 4, 4),
+    ]
+    assert events[0].label == "chat judge verdicts" and events[0].unit == "judgements"
