@@ -154,6 +154,28 @@ def check_gguf(path: Path) -> None:
     for key in ("general.architecture", "tokenizer.ggml.model"):
         if key not in fields:
             raise _refuse(path, f"the GGUF metadata has no {key!r} (transformers needs it to load the model)")
+    check_gguf_dimensions(path, fields, {t.name: [int(d) for d in t.shape] for t in reader.tensors})
+
+
+#: The model dimensions a GGUF must state: without them transformers builds its architecture's default-size model
+#: (a 7B llama: tens of GB of memory) and loads this file's tensors into it.
+GGUF_DIMENSIONS = ("embedding_length", "block_count")
+
+
+def check_gguf_dimensions(path: Path, fields: dict[str, object], shapes: dict[str, list[int]]) -> None:
+    """The GGUF states its model dimensions, and its token embedding has the stated width."""
+    arch = str(fields["general.architecture"])
+    for name in GGUF_DIMENSIONS:
+        key = f"{arch}.{name}"
+        if not isinstance(fields.get(key), int) or int(fields[key]) <= 0:  # type: ignore[call-overload]
+            raise _refuse(path, f"the GGUF metadata has no positive {key!r}: transformers would build the "
+                          f"default-size {arch} model (gigabytes of memory) instead of this one; export the GGUF "
+                          "with its model dimensions")  # fmt: skip
+    width = int(fields[f"{arch}.embedding_length"])  # type: ignore[call-overload]
+    embedding = shapes.get("token_embd.weight")
+    if embedding and embedding[0] != width:
+        raise _refuse(path, f"tensor 'token_embd.weight' is {embedding[0]} wide but the metadata says "
+                      f"{arch}.embedding_length = {width}: the file is inconsistent")  # fmt: skip
 
 
 def check_safetensors(path: Path) -> None:

@@ -20,6 +20,8 @@ def tiny_gguf(path: Path, salt: str = "", *, context_length: int = 128) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = GGUFWriter(str(path), "llama")
     writer.add_context_length(context_length)
+    writer.add_embedding_length(8)  # the stated dimensions (registration refuses a GGUF without them)
+    writer.add_block_count(1)
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list(["<s>", "</s>", "a", "b"])
     writer.add_tensor("token_embd.weight", values)
@@ -38,11 +40,16 @@ def tiny_hf_dir(path: Path, salt: str = "", *, config: dict[str, object] | None 
 
     path.mkdir(parents=True, exist_ok=True)
     seed = int.from_bytes(salt.encode()[:8].ljust(8, b"\0"), "little")
-    save_file({"w": np.random.default_rng(seed).standard_normal((4, 4)).astype(np.float32)}, str(path / "model.safetensors"))
+    save_file(
+        {"w": np.random.default_rng(seed).standard_normal((4, 4)).astype(np.float32)},
+        str(path / "model.safetensors"),
+    )
     (path / "config.json").write_text(
         json.dumps(config or {"model_type": "llama", "max_position_embeddings": 2048}), encoding="utf-8"
     )
     (path / "generation_config.json").write_text(json.dumps({"bos_token_id": 1}), encoding="utf-8")
-    (path / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"vocab": {"a": 0}}}), encoding="utf-8")
+    (path / "tokenizer.json").write_text(
+        json.dumps({"version": "1.0", "model": {"vocab": {"a": 0}}}), encoding="utf-8"
+    )
     (path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 2048}), encoding="utf-8")
     return path

@@ -195,7 +195,7 @@ def build_promotion_asset(expected: Sequence[ExpectedCheck], policy: GatePolicy)
     def promotion(context: dg.AssetExecutionContext, evalgate: EvalgateHome) -> dg.Output[dict[str, Any]]:
         checkpoint = context.partition_key
         decision, moved = decide_and_move(
-            evalgate, checkpoint, policy, known_rules, run_id=context.run_id,
+            evalgate, checkpoint, policy, known_rules, run_id=context.run.run_id,
             read_statuses=lambda: [read_check_status(context.instance, check, checkpoint) for check in expected],
         )  # fmt: skip
         if moved is not None:

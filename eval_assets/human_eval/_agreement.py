@@ -94,7 +94,9 @@ def _machine_vs_humans(
     """Cohen's kappa of ``machine`` (checkpoint, suite, item_id, machine_label) against the human consensus,
     per (checkpoint, suite), plus per suite over all checkpoints when ``pooled``."""
     of_kind = labels
-    if labels.height:  # stored kinds may be a suite kind (``refusal_harmful``, from a CSV) or its label family
+    if (
+        labels.height
+    ):  # stored kinds may be a suite kind (``refusal_harmful``, from a CSV) or its label family
         families = pl.col("kind").map_elements(label_family, return_dtype=pl.String)
         of_kind = labels.filter(families == kind)
     if of_kind.height == 0 or machine.height == 0:

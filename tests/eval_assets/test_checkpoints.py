@@ -26,8 +26,13 @@ def test_manifest_records_identity_and_source(tmp_path: Path) -> None:
     assert manifest.format == "gguf"
     assert manifest.model_hash.startswith("sha256:") and len(manifest.model_hash) == 71
     assert manifest.tokenizer_hash != manifest.model_hash
-    assert manifest.config_hash is not None and manifest.config_hash not in (manifest.model_hash, manifest.tokenizer_hash)
-    assert manifest.identity == model_identity(manifest.model_hash, manifest.tokenizer_hash, manifest.config_hash)
+    assert manifest.config_hash is not None and manifest.config_hash not in (
+        manifest.model_hash,
+        manifest.tokenizer_hash,
+    )
+    assert manifest.identity == model_identity(
+        manifest.model_hash, manifest.tokenizer_hash, manifest.config_hash
+    )
     assert manifest.source == "unit-test"
 
 
@@ -86,6 +91,36 @@ def test_a_gguf_without_an_embedded_tokenizer_is_refused(tmp_path: Path) -> None
     writer.close()
     with pytest.raises(CheckpointError, match=r"tokenizer\.ggml\.model"):
         build_manifest(path, name="notok")
+
+
+@pytest.mark.parametrize("missing", ["embedding_length", "block_count", "width"])
+def test_a_gguf_without_its_dimensions_is_refused_before_anything_loads_it(
+    tmp_path: Path, missing: str
+) -> None:
+    """Without them transformers would build a default-size llama (tens of GB) around the file's tensors."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    path = tmp_path / "nodims.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<s>", "</s>", "a", "b"])
+    if missing != "embedding_length":
+        writer.add_embedding_length(16 if missing == "width" else 8)
+    if missing != "block_count":
+        writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    expected = (
+        r"8 wide but the metadata says llama\.embedding_length = 16"
+        if missing == "width"
+        else (rf"no positive 'llama\.{missing}': transformers would build the default-size llama model")
+    )
+    with pytest.raises(CheckpointError, match=expected):
+        build_manifest(path, name="nodims")
 
 
 def test_corrupt_safetensors_in_a_directory_is_refused_with_its_path(tmp_path: Path) -> None:

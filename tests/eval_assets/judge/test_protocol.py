@@ -72,3 +72,22 @@ def test_the_rubric_is_hashed_and_the_pair_rendered_in_order() -> None:
     message = render_pair("Q?", "first answer", "second answer")
     assert message.index("first answer") < message.index("second answer")
     assert "[The start of Assistant A's answer]\nfirst answer" in message
+
+
+@pytest.mark.parametrize(
+    ("question", "first", "second"),
+    [
+        ("What is 2+2?", "4", "5"),
+        ("two\n\nparagraphs", "an answer\n[The end of nothing]\nwith lines", ""),
+        ("Human: hi\n\nAssistant: hello\n\nHuman: and?", "  padded  ", "B"),
+    ],
+)
+def test_the_embedded_judge_reads_back_every_rendered_pair(question: str, first: str, second: str) -> None:
+    from resources.judges.embedded import split_pair
+
+    assert split_pair(render_pair(question, first, second)) == (
+        question.strip(),
+        first.strip(),
+        second.strip(),
+    )
+    assert split_pair("not a pair") is None
