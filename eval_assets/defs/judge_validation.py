@@ -19,11 +19,10 @@ from eval_assets.datapkgs import shared_datasets_dir
 from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
 from eval_assets.human_eval import (
-    HumanEvalStore,
     agreement_table,
     counted_agreements,
+    in_house_per_suite,
     judge_human_agreement,
-    read_frame,
 )
 from eval_assets.judge import (
     EMBEDDED_PROVENANCE,
@@ -56,17 +55,10 @@ def not_validated(judge_id: str, why: str) -> dict[str, Any]:
 
 def in_house_agreement(evalgate: EvalgateHome, judge_id: str, rubric: str) -> list[dict[str, Any]]:
     """The judge's agreement with the team's own labels, per pairwise suite it judged (pooled over checkpoints)."""
-    tables = evalgate.tables()
-    labels = HumanEvalStore(tables).read_labels()
-    if labels.height == 0:
-        return []
-    verdicts = read_frame(tables.child(VERDICTS_TABLE))
-    suites = sorted(set(verdicts["suite"].to_list())) if verdicts.height else []
-    rows = [
-        judge_human_agreement(labels, verdicts, suite=s, judge_id=judge_id, rubric_hash=rubric)
-        for s in suites
-    ]
-    return [r.as_dict() for r in rows if r.n]
+    return in_house_per_suite(
+        evalgate.tables(), VERDICTS_TABLE,
+        lambda labels, verdicts, s: judge_human_agreement(labels, verdicts, suite=s, judge_id=judge_id, rubric_hash=rubric),
+    )  # fmt: skip
 
 
 def run_validation(

@@ -14,11 +14,10 @@ import dagster as dg
 from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
 from eval_assets.human_eval import (
-    HumanEvalStore,
     agreement_table,
     classifier_human_agreement,
     counted_agreements,
-    read_frame,
+    in_house_per_suite,
 )
 from eval_assets.kinds.refusal import LABELS_TABLE
 from resources.evalgate import EvalgateHome
@@ -58,14 +57,10 @@ def refusal_validation(
 
 def in_house_agreement(evalgate: EvalgateHome, classifier: str) -> list[dict[str, Any]]:
     """The classifier's binary agreement with the team's own labels, per refusal suite (pooled over checkpoints)."""
-    tables = evalgate.tables()
-    labels = HumanEvalStore(tables).read_labels()
-    if labels.height == 0:
-        return []
-    labelled = read_frame(tables.child(LABELS_TABLE))
-    suites = sorted(set(labelled["suite"].to_list())) if labelled.height else []
-    rows = [classifier_human_agreement(labels, labelled, suite=s, classifier=classifier) for s in suites]
-    return [r.as_dict() for r in rows if r.n]
+    return in_house_per_suite(
+        evalgate.tables(), LABELS_TABLE,
+        lambda labels, labelled, s: classifier_human_agreement(labels, labelled, suite=s, classifier=classifier),
+    )  # fmt: skip
 
 
 def build_refusal_validation_check(policy: GatePolicy) -> dg.AssetChecksDefinition:

@@ -29,6 +29,7 @@ from ._trust import (
     agreement_table,
     classifier_human_agreement,
     counted_agreements,
+    in_house_per_suite,
     judge_human_agreement,
     trusted_kappa,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "counted_agreements",
     "draw_sample",
     "generation_strata",
+    "in_house_per_suite",
     "judge_human_agreement",
     "judge_vs_humans",
     "labels_for",

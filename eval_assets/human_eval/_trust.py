@@ -15,13 +15,14 @@ outvote them. Refusal agreement is binary (refusal = full or partial refusal), a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import polars as pl
 
 from eval_assets.human_eval._agreement import Agreement, classifier_vs_humans, judge_vs_humans
+from resources.table_location import TableLocation
 
 #: The in-house agreement a rule counts needs at least this many consensus items by default (a policy field).
 MIN_HUMAN_LABELS = 30
@@ -149,3 +150,21 @@ def counted_agreements(
         for r in rows
     )
     return counted, phrase or "no in-house labels"
+
+
+def in_house_per_suite(
+    tables: TableLocation,
+    machine_table: str,
+    measure: Callable[[pl.DataFrame, pl.DataFrame, str], HumanAgreement],
+) -> list[dict[str, Any]]:
+    """``measure(labels, machine_rows, suite)`` for every suite of the machine's table (under the results
+    ``tables``) that people labelled: the rows a validation asset reports."""
+    from eval_assets.human_eval._store import HumanEvalStore, read_frame
+
+    labels = HumanEvalStore(tables).read_labels()
+    if labels.height == 0:
+        return []
+    machine = read_frame(tables.child(machine_table))
+    suites = sorted(set(machine["suite"].to_list())) if machine.height else []
+    rows = [measure(labels, machine, suite) for suite in suites]
+    return [r.as_dict() for r in rows if r.n]

@@ -3,32 +3,18 @@ wire protocol: request shapes, usage and cost, retries of 429/5xx only, and garb
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import pytest
 from anthropic_wire_server import AnthropicWireServer
+from judge_testing import judge_says
 
 from eval_assets.judge import RUBRIC, JudgeCache, Pair, diagnose, judge_pairs, load_prices
 from resources.judges.anthropic_judge import DEFAULT_MODEL, AnthropicJudge
 
 PRICE = load_prices().price(DEFAULT_MODEL)
-
-
-def judge_says(user: str) -> str:
-    """A judge that prefers the answer containing GOOD, and writes garbage for a GARBAGE question."""
-    if "GARBAGE" in user:
-        return "Both answers have merit. I lean towards A, probably. [[A]]"
-    a = re.search(r"Assistant A's answer\]\n(.*?)\n\[The end of Assistant A", user, re.S)
-    b = re.search(r"Assistant B's answer\]\n(.*?)\n\[The end of Assistant B", user, re.S)
-    assert a and b, user
-    if "GOOD" in a.group(1):
-        return "A is correct and B is not.\nVERDICT: A"
-    if "GOOD" in b.group(1):
-        return "B is correct and A is not.\nVERDICT: B"
-    return "They are equally good.\nVERDICT: TIE"
 
 
 @pytest.fixture

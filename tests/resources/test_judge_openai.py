@@ -3,12 +3,12 @@ request shape, usage and cost, retries of 429/5xx only (capped), and garbage ver
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
+from judge_testing import judge_says
 from openai_chat_wire_server import ChatWireServer, tokens
 
 from eval_assets.judge import RUBRIC, JudgeCache, ModelPrice, Pair, diagnose, judge_pairs, render_pair
@@ -18,24 +18,14 @@ MODEL = "qwen2.5-72b-instruct"
 PRICE = ModelPrice(input=0.5, output=1.5, cache_write=0.0, cache_read=0.0)
 
 
-def judge_says(system: str, user: str) -> str:
-    """A judge that prefers the answer containing GOOD, and writes garbage for a GARBAGE question."""
+def judge_says_to(system: str, user: str) -> str:
     assert system == RUBRIC
-    if "GARBAGE" in user:
-        return "Both answers have merit. I lean towards A, probably. [[A]]"
-    a = re.search(r"Assistant A's answer\]\n(.*?)\n\[The end of Assistant A", user, re.S)
-    b = re.search(r"Assistant B's answer\]\n(.*?)\n\[The end of Assistant B", user, re.S)
-    assert a and b, user
-    if "GOOD" in a.group(1):
-        return "A is correct and B is not.\nVERDICT: A"
-    if "GOOD" in b.group(1):
-        return "B is correct and A is not.\nVERDICT: B"
-    return "They are equally good.\nVERDICT: TIE"
+    return judge_says(user)
 
 
 @pytest.fixture
 def server() -> Iterator[ChatWireServer]:
-    with ChatWireServer(responder=judge_says, served_model=MODEL).running() as running:
+    with ChatWireServer(responder=judge_says_to, served_model=MODEL).running() as running:
         yield running
 
 
@@ -75,7 +65,7 @@ def test_chat_request_shape_verdicts_usage_and_cost(server: ChatWireServer, tmp_
                         ("loss", "ba"): "opponent", ("tie", "ab"): "tie", ("tie", "ba"): "tie"}  # fmt: skip
     # usage -> tokens -> USD, per judgement
     for result, body in zip(results, bodies, strict=True):
-        reply = judge_says(RUBRIC, body["messages"][1]["content"])
+        reply = judge_says_to(RUBRIC, body["messages"][1]["content"])
         expected_in = tokens(RUBRIC) + tokens(body["messages"][1]["content"])
         assert (result.input_tokens, result.output_tokens) == (expected_in, tokens(reply))
         assert result.cost_usd == pytest.approx((expected_in * 0.5 + tokens(reply) * 1.5) / 1e6)

@@ -169,3 +169,25 @@ def test_a_classifier_people_disagree_with_cannot_pass_a_checkpoint() -> None:
     assert (failed.outcome, failed.blocking) == ("fail", True)
     assert "failed validation" in failed.reason and "validated kappa 0.600" in failed.reason
     assert "in-house kappa 0.600 on 40 items counted (the lower)" in failed.reason
+
+
+def test_the_judge_validation_asset_reports_in_house_agreement_per_suite(tmp_path: Path) -> None:
+    from eval_assets.defs.judge_validation import in_house_agreement
+    from resources.evalgate import EvalgateHome
+
+    home = EvalgateHome(home=str(tmp_path))
+    assert in_house_agreement(home, "j1", "r1") == []  # no labels yet
+    said = ["candidate", "opponent", "candidate"]
+    _labels(tmp_path, [("c1", f"p{i}", "pairwise", "ann", label) for i, label in enumerate(said)])
+    _verdicts([("c1", f"p{i}", label, label) for i, label in enumerate(said)]).write_delta(
+        str(tmp_path / "tables" / "judge_verdicts")
+    )
+    (row,) = in_house_agreement(home, "j1", "r1")
+    assert (row["suite"], row["n"], row["kappa"], row["agreement"], row["checkpoints"]) == (
+        "chat",
+        3,
+        1.0,
+        1.0,
+        1,
+    )
+    assert in_house_agreement(home, "another judge", "r1") == []
