@@ -95,32 +95,29 @@ def judge_pairs(
             jobs.append((pair, order, key, request))
     hits = cache.get_many([key for _, _, key, _ in jobs]) if cache is not None else {}
     pending = [job for job in jobs if job[2] not in hits]
-    outcome: dict[str, tuple[str | None, str, JudgeReply, int]] = {}
     usage: dict[str, list[JudgeReply]] = {}
     progress = (
         counter(*report_as, "judge verdicts", "judgements", total=len(jobs), cache_hits=len(hits))
         if report_as
         else None
     )
-    attempt = 0
     chunk_size = getattr(backend, "chunk_size", None) or max(1, len(pending))
-    settled: set[str] = set()
-    fresh: dict[str, CachedVerdict] = {}
+    #: each judged key's final verdict (position None: an error) with what all its attempts spent
+    final: dict[str, tuple[str | None, CachedVerdict]] = {}
 
-    def settle(key: str) -> None:
-        """Record a final verdict (parsed, or a transport failure) and cache a parsed one now."""
-        settled.add(key)
-        position, rationale, _reply, attempts = outcome[key]
-        if position is None:
-            return
+    def settle(key: str, position: str | None, rationale: str, attempts: int) -> None:
+        """Record a key's final verdict (parsed, unparseable after the last attempt, or a transport failure),
+        and cache a parsed one now."""
         spent = usage[key]
-        fresh[key] = CachedVerdict(
-            position, rationale, sum(r.input_tokens for r in spent), sum(r.output_tokens for r in spent),
+        verdict = CachedVerdict(
+            position or "", rationale, sum(r.input_tokens for r in spent), sum(r.output_tokens for r in spent),
             sum(r.cost_usd for r in spent), sum(r.latency_s for r in spent), attempts,
         )  # fmt: skip
-        if cache is not None:
-            cache.put_many({key: fresh[key]})
+        final[key] = (position, verdict)
+        if position is not None and cache is not None:
+            cache.put_many({key: verdict})
 
+    attempt = 0
     while pending and attempt <= max_parse_retries:
         attempt += 1
         again = []
@@ -133,17 +130,18 @@ def judge_pairs(
                 key = job[2]
                 usage.setdefault(key, []).append(reply)
                 if reply.error is not None:  # a transport failure was already retried by the backend
-                    outcome[key] = (None, f"judge call failed: {reply.error}", reply, attempt)
-                    settle(key)
+                    settle(key, None, f"judge call failed: {reply.error}", attempt)
                     continue
                 parsed = parse_verdict(reply.text)
-                outcome[key] = (parsed.position, parsed.rationale, reply, attempt)
-                if parsed.position is None and attempt <= max_parse_retries:
+                if parsed.position is not None:
+                    settle(key, parsed.position, parsed.rationale, attempt)
+                elif attempt <= max_parse_retries:
                     again.append(job)
                 else:
-                    settle(key)
+                    why = f"unparseable after {attempt} attempts; last reply: {parsed.rationale[:300]!r}"
+                    settle(key, None, why, attempt)
             if progress is not None:
-                progress(len(settled))
+                progress(len(final))
         pending = again
     results: list[OrderedJudgement] = []
     for pair, order, key, _request in jobs:
@@ -155,16 +153,9 @@ def judge_pairs(
                 0, 0, 0.0, 0.0, hit.attempts, True, *lengths,
             ))  # fmt: skip
             continue
-        position, rationale, _reply, attempts = outcome[key]
-        spent = usage.get(key, [])
-        tokens_in = sum(r.input_tokens for r in spent)
-        tokens_out = sum(r.output_tokens for r in spent)
-        cost = sum(r.cost_usd for r in spent)
-        latency = sum(r.latency_s for r in spent)
-        if position is None and not rationale.startswith("judge call failed"):
-            rationale = f"unparseable after {attempts} attempts; last reply: {rationale[:300]!r}"
+        position, v = final[key]
         results.append(OrderedJudgement(
-            pair.item_id, order, to_verdict(position, order), position, rationale, tokens_in, tokens_out,  # type: ignore[arg-type]
-            cost, latency, attempts, False, *lengths,
+            pair.item_id, order, to_verdict(position, order), position, v.rationale, v.input_tokens,  # type: ignore[arg-type]
+            v.output_tokens, v.cost_usd, v.latency_s, v.attempts, False, *lengths,
         ))  # fmt: skip
     return results
