@@ -20,9 +20,9 @@ from eval_assets.gate import GatePolicy
 from eval_assets.hashing import hash_value
 from eval_assets.human_eval import (
     agreement_table,
-    counted_agreements,
     in_house_per_suite,
     judge_human_agreement,
+    trusted_over_suites,
 )
 from eval_assets.judge import (
     EMBEDDED_PROVENANCE,
@@ -57,7 +57,8 @@ def in_house_agreement(evalgate: EvalgateHome, judge_id: str, rubric: str) -> li
     """The judge's agreement with the team's own labels, per pairwise suite it judged (pooled over checkpoints)."""
     return in_house_per_suite(
         evalgate.tables(), VERDICTS_TABLE,
-        lambda labels, verdicts, s: judge_human_agreement(labels, verdicts, suite=s, judge_id=judge_id, rubric_hash=rubric),
+        lambda labels, verdicts, s: judge_human_agreement(labels, verdicts, suite=s, judge_id=judge_id,
+                                                          rubric_hash=rubric),
     )  # fmt: skip
 
 
@@ -133,9 +134,7 @@ def build_judge_validation(policy: GatePolicy) -> tuple[dg.AssetsDefinition, dg.
                     description=f"The judge's Cohen's kappa against human labels exceeds {section.min_kappa}.")  # fmt: skip
     def judge_agrees_with_humans(value: dict[str, Any]) -> dg.AssetCheckResult:
         reference = value.get("kappa")
-        counted, people = counted_agreements(value.get("in_house", []), section.min_human_labels)
-        kappas = [k for k in (reference, *(h["kappa"] for h in counted)) if k is not None]
-        kappa = min(kappas) if reference is not None else None
+        kappa, people = trusted_over_suites(reference, value.get("in_house", []), section.min_human_labels)
         passed = kappa is not None and kappa > section.min_kappa
         shown = "undefined" if reference is None else f"{reference:.3f}"
         reason = (

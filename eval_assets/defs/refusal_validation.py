@@ -16,8 +16,8 @@ from eval_assets.hashing import hash_value
 from eval_assets.human_eval import (
     agreement_table,
     classifier_human_agreement,
-    counted_agreements,
     in_house_per_suite,
+    trusted_over_suites,
 )
 from eval_assets.kinds.refusal import LABELS_TABLE
 from resources.evalgate import EvalgateHome
@@ -77,8 +77,8 @@ def build_refusal_validation_check(policy: GatePolicy) -> dg.AssetChecksDefiniti
     def check(refusal_validation: dict[str, Any]) -> dg.AssetCheckResult:
         reference = float(refusal_validation["validated_kappa"])
         in_house = refusal_validation.get("in_house", [])
-        counted, people = counted_agreements(in_house, min_labels)
-        kappa = min([reference, *(float(h["kappa"]) for h in counted)])
+        trusted, people = trusted_over_suites(reference, in_house, min_labels)
+        kappa = float(reference if trusted is None else trusted)
         passed = kappa >= min_kappa
         return dg.AssetCheckResult(
             passed=passed,

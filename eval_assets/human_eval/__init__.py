@@ -28,10 +28,11 @@ from ._trust import (
     HumanAgreement,
     agreement_table,
     classifier_human_agreement,
-    counted_agreements,
     in_house_per_suite,
     judge_human_agreement,
+    read_labelled,
     trusted_kappa,
+    trusted_over_suites,
 )
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "classifier_vs_humans",
     "combined_verdicts",
     "consensus",
-    "counted_agreements",
     "draw_sample",
     "generation_strata",
     "in_house_per_suite",
@@ -67,7 +67,9 @@ __all__ = [
     "pairwise_strata",
     "prompt_text",
     "read_frame",
+    "read_labelled",
     "refusal_strata",
     "scorer_vs_humans",
     "trusted_kappa",
+    "trusted_over_suites",
 ]

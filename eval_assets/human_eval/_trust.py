@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from eval_assets.human_eval._agreement import Agreement, classifier_vs_humans, judge_vs_humans
+from eval_assets.human_eval._store import HumanEvalStore, read_frame
 from resources.table_location import TableLocation
 
 #: The in-house agreement a rule counts needs at least this many consensus items by default (a policy field).
@@ -138,18 +139,27 @@ def agreement_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def counted_agreements(
-    rows: Sequence[Mapping[str, Any]], min_items: int
-) -> tuple[list[Mapping[str, Any]], str]:
-    """The in-house rows a validation check counts (a kappa on at least ``min_items`` items) and a phrase
-    listing every row with whether it counted."""
+def trusted_over_suites(
+    reference: float | None, rows: Sequence[Mapping[str, Any]], min_items: int
+) -> tuple[float | None, str]:
+    """What a validation check trusts over every suite: :func:`trusted_kappa`'s rule, the reference kappa or any
+    lower in-house one on at least ``min_items`` items; and a phrase listing every in-house row with whether it
+    counted."""
     counted = [r for r in rows if r["kappa"] is not None and r["n"] >= min_items]
     phrase = "; ".join(
         f"{r['suite']}: in-house kappa {'undefined' if r['kappa'] is None else format(r['kappa'], '.3f')} on "
         f"{r['n']} items ({'counted' if r in counted else f'not counted, needs {min_items}'})"
         for r in rows
     )
-    return counted, phrase or "no in-house labels"
+    kappa = None if reference is None else min([float(reference), *(float(r["kappa"]) for r in counted)])
+    return kappa, phrase or "no in-house labels"
+
+
+def read_labelled(tables: TableLocation, machine_table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """People's labels and the machine's table under the results ``tables`` (the latter not read when nobody
+    labelled anything)."""
+    labels = HumanEvalStore(tables).read_labels()
+    return labels, (read_frame(tables.child(machine_table)) if labels.height else labels)
 
 
 def in_house_per_suite(
@@ -159,12 +169,7 @@ def in_house_per_suite(
 ) -> list[dict[str, Any]]:
     """``measure(labels, machine_rows, suite)`` for every suite of the machine's table (under the results
     ``tables``) that people labelled: the rows a validation asset reports."""
-    from eval_assets.human_eval._store import HumanEvalStore, read_frame
-
-    labels = HumanEvalStore(tables).read_labels()
-    if labels.height == 0:
-        return []
-    machine = read_frame(tables.child(machine_table))
-    suites = sorted(set(machine["suite"].to_list())) if machine.height else []
+    labels, machine = read_labelled(tables, machine_table)
+    suites = sorted(set(machine["suite"].to_list())) if labels.height and machine.height else []
     rows = [measure(labels, machine, suite) for suite in suites]
     return [r.as_dict() for r in rows if r.n]

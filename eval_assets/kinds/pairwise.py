@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval_assets.human_eval import HumanAgreement, HumanEvalStore, judge_human_agreement, read_frame
+from eval_assets.human_eval import HumanAgreement, judge_human_agreement, read_labelled
 from eval_assets.judge import (
     OUTCOME_SCORE,
     RUBRIC,
@@ -169,8 +169,7 @@ def _local_dir(env: StageEnv, name: str) -> Path:
 
 def _human_agreement(env: StageEnv, suite: str, judge_id: str, rubric: str) -> HumanAgreement:
     """This judge's agreement with the people who labelled this suite's pairs (any checkpoint so far)."""
-    labels = HumanEvalStore(env.tables).read_labels()
-    verdicts = read_frame(TableLocation.of(env.tables).child(VERDICTS_TABLE)) if labels.height else labels
+    labels, verdicts = read_labelled(TableLocation.of(env.tables), VERDICTS_TABLE)
     return judge_human_agreement(labels, verdicts, suite=suite, judge_id=judge_id, rubric_hash=rubric)
 
 
@@ -277,7 +276,8 @@ def run_judge_verdicts(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
         "model_hash": candidate_hash, "judge_id": identity.judge_id, "judge_version": identity.version,
         "rubric_hash": rubric, "production": env.production[0] if env.production else None,
         "production_model_hash": env.production[1] if env.production else None, "judge_kappa": kappa,
-        "human_kappa": humans.kappa, "human_labelled": humans.n, "judge_validation": validation_note, "self_preference_risk": independence.self_preference_risk,
+        "human_kappa": humans.kappa, "human_labelled": humans.n, "judge_validation": validation_note,
+        "self_preference_risk": independence.self_preference_risk,
         "independence": independence.note, "no_opponent": no_opponent,
     }  # fmt: skip
     rows = [
@@ -381,8 +381,8 @@ def score_pairwise(spec: SuiteSpec, checkpoint: str, verdicts: pl.DataFrame) -> 
         "cached_judgements": int(verdicts["cached"].fill_null(False).sum()) if verdicts.height else 0,
     }
     for key in ("opponent", "opponent_model_hash", "judge_id", "judge_version", "rubric_hash", "production",
-                "production_model_hash", "judge_kappa", "human_kappa", "human_labelled", "judge_validation", "self_preference_risk", "independence",
-                "no_opponent"):  # fmt: skip
+                "production_model_hash", "judge_kappa", "human_kappa", "human_labelled", "judge_validation",
+                "self_preference_risk", "independence", "no_opponent"):  # fmt: skip
         details[key] = first.get(key)
     by_category: dict[str, list[float]] = {}
     category = {r["item_id"]: r.get("category") or "" for r in rows}

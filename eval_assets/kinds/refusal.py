@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from eval_assets.human_eval import HumanAgreement, HumanEvalStore, classifier_human_agreement, read_frame
+from eval_assets.human_eval import HumanAgreement, classifier_human_agreement, read_labelled
 from eval_assets.kinds._errors import MalformedPredictionError
 from eval_assets.kinds._registry import register_kind, register_scorer
 from eval_assets.kinds._requests import GENERATION
@@ -151,8 +151,7 @@ def run_refusal_labels(spec: SuiteSpec, predictions: pl.DataFrame, env: StageEnv
 def _human_agreement(env: StageEnv, suite: str, classifier: str) -> HumanAgreement:
     """This classifier's binary agreement with the people who labelled this suite's completions (any checkpoint
     so far)."""
-    labels = HumanEvalStore(env.tables).read_labels()
-    labelled = read_frame(TableLocation.of(env.tables).child(LABELS_TABLE)) if labels.height else labels
+    labels, labelled = read_labelled(TableLocation.of(env.tables), LABELS_TABLE)
     return classifier_human_agreement(labels, labelled, suite=suite, classifier=classifier)
 
 

@@ -157,7 +157,8 @@ def evaluate(
     if kappa is None or not kappa > section.min_kappa:
         shown = "none on record" if kappa is None else f"{kappa:.3f}"
         return verdict("inconclusive", unvalidated, f"judge not validated (kappa = {shown}, needs > "
-                       f"{section.min_kappa}; {details.get('judge_validation')}; {trust}): its verdict does not count; {numbers}")  # fmt: skip
+                       f"{section.min_kappa}; {details.get('judge_validation')}; {trust}): its verdict does not "
+                       f"count; {numbers}")  # fmt: skip
     if details.get("self_preference_risk") and section.self_preference == "block":
         return verdict("inconclusive", True, f"{details.get('independence')}; {numbers}")
     risk = f"; {details.get('independence')}" if details.get("self_preference_risk") else ""
