@@ -32,5 +32,9 @@ def tiny_policy() -> Any:
 
     policy = load_gate_policy()
     section = policy.section("error_rate")
-    relaxed = section.model_copy(update={"suites": section.suites | {"gsm8k": SuiteLimits(max_unparsed_rate=1.0)}})
-    return policy.model_copy(update={"rules": policy.rules | {"error_rate": relaxed}, "version": policy.version + 1000})
+    relaxed = section.model_copy(
+        update={"suites": section.suites | {"gsm8k": SuiteLimits(max_unparsed_rate=1.0)}}
+    )
+    return policy.model_copy(
+        update={"rules": policy.rules | {"error_rate": relaxed}, "version": policy.version + 1000}
+    )

@@ -54,7 +54,9 @@ def test_two_concurrent_evaluations_on_one_home_lose_and_duplicate_nothing(
     script.write_text(SCRIPT.format(tests=str(REPO / "tests"), home=str(layout.root)))
     env = {"PYTHONPATH": str(REPO), "DAGSTER_HOME": str(layout.dagster_home)}
     runs = [
-        subprocess.Popen([sys.executable, str(script), name], env=dict(__import__("os").environ) | env, cwd=tmp_path)
+        subprocess.Popen(
+            [sys.executable, str(script), name], env=dict(__import__("os").environ) | env, cwd=tmp_path
+        )
         for name in ("first", "second")
     ]
     assert [run.wait(timeout=900) for run in runs] == [0, 0]
@@ -64,10 +66,13 @@ def test_two_concurrent_evaluations_on_one_home_lose_and_duplicate_nothing(
     assert cache.height == cache.select(keys).unique().height == 10, "one row per key (8 ARC + 2 GSM8K items)"
     predictions = pl.read_delta(str(layout.tables / "predictions"))
     by_name = {
-        name: predictions.filter(pl.col("checkpoint") == name).sort(["suite", "item_id"]) for name in ("first", "second")
+        name: predictions.filter(pl.col("checkpoint") == name).sort(["suite", "item_id"])
+        for name in ("first", "second")
     }
     assert by_name["first"].height == by_name["second"].height == 10, "no lost or duplicated rows"
-    assert by_name["first"]["output"].to_list() == by_name["second"]["output"].to_list(), "one key, one output"
+    assert by_name["first"]["output"].to_list() == by_name["second"]["output"].to_list(), (
+        "one key, one output"
+    )
     served = dict(zip(cache["prompt_hash"].to_list(), cache["output"].to_list(), strict=True))
     assert all(served[h] == o for h, o in by_name["first"].select("prompt_hash", "output").iter_rows())
     with dg.DagsterInstance.from_config(str(layout.dagster_home)) as check:

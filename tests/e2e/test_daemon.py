@@ -391,9 +391,14 @@ def test_candidate_without_regression_is_promoted_by_the_daemon(
     print(f"production moved -> older comparisons re-run in {time.monotonic() - moved:.0f} s")
     for partition in ("damaged", "base"):
         rerun_keys = {
-            key for run in d.runs(partition) if run.run_id not in earlier_runs for key in (run.asset_selection or ())
+            key
+            for run in d.runs(partition)
+            if run.run_id not in earlier_runs
+            for key in (run.asset_selection or ())
         }
-        assert not {k for k in rerun_keys if k.path[0] in ("predictions", "scores", "checkpoint_manifest")}, rerun_keys
+        assert not {k for k in rerun_keys if k.path[0] in ("predictions", "scores", "checkpoint_manifest")}, (
+            rerun_keys
+        )
 
     def rollback_refused() -> bool:
         rows = d.promotion_rows("base")

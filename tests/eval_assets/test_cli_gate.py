@@ -41,10 +41,17 @@ def test_baseline_needs_an_evaluated_checkpoint(home: Path, capsys: pytest.Captu
     assert EvalgateHome(home=str(home)).ledger().head() is None
 
 
-def test_baseline_is_set_once_and_recorded_with_its_actor(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_baseline_is_set_once_and_recorded_with_its_actor(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _scored(home, "a")
     _scored(home, "b")
-    assert main(["--home", str(home), "promote", "--baseline", "a", "--approver", "carol", "--reason", "v1 ships"]) == 0
+    assert (
+        main(
+            ["--home", str(home), "promote", "--baseline", "a", "--approver", "carol", "--reason", "v1 ships"]
+        )
+        == 0
+    )
     head = EvalgateHome(home=str(home)).ledger().head()
     assert head is not None and (head.checkpoint, head.actor, head.reason, head.authority_kind) == (
         "a", "carol", "v1 ships", "baseline",

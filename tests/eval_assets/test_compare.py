@@ -18,7 +18,9 @@ def test_paired_difference_and_mcnemar_match_statsmodels() -> None:
     rng = np.random.default_rng(0)
     prod = rng.random(300) < 0.55
     cand = np.where(rng.random(300) < 0.15, ~prod, prod)
-    result = compare(_scores(list(cand)), _scores(list(prod)), suite="s", candidate="c", production="p", policy=POLICY)
+    result = compare(
+        _scores(list(cand)), _scores(list(prod)), suite="s", candidate="c", production="p", policy=POLICY
+    )
     assert result.n == 300
     assert result.difference == pytest.approx(cand.mean() - prod.mean())
     assert result.low <= result.difference <= result.high
@@ -41,7 +43,14 @@ def test_only_shared_items_are_compared() -> None:
 
 def test_disjoint_items_are_refused() -> None:
     with pytest.raises(ValueError, match="share no items"):
-        compare(_scores([True], ["a"]), _scores([True], ["b"]), suite="s", candidate="c", production="p", policy=POLICY)
+        compare(
+            _scores([True], ["a"]),
+            _scores([True], ["b"]),
+            suite="s",
+            candidate="c",
+            production="p",
+            policy=POLICY,
+        )
 
 
 def test_no_production_and_self_comparison() -> None:
@@ -77,8 +86,12 @@ def test_agreement_on_a_tiny_suite_proves_nothing() -> None:
 
 def test_fractional_scores_use_a_paired_bootstrap() -> None:
     """Code suites score pass@1 of several samples per problem: not binary, so no McNemar."""
-    cand = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [0.5, 1.0, 0.0, 0.5]})
-    prod = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [1.0, 1.0, 0.5, 0.5]})
+    cand = pl.DataFrame(
+        {"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [0.5, 1.0, 0.0, 0.5]}
+    )
+    prod = pl.DataFrame(
+        {"item_id": ["a", "b", "c", "d"], "correct": [True] * 4, "score": [1.0, 1.0, 0.5, 0.5]}
+    )
     result = compare(cand, prod, suite="s", candidate="c", production="p", policy=POLICY)
     assert result.difference == pytest.approx(-0.25)
     assert "bootstrap" in result.method

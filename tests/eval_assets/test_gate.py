@@ -95,7 +95,9 @@ def test_no_regression_arithmetic(low: float, high: float, outcome: str, blockin
 
 @pytest.mark.parametrize("update", [{"inconclusive": "block"}, {"critical": True}])
 def test_inconclusive_blocks_when_configured_or_critical(update: dict[str, Any]) -> None:
-    strict = SECTION.model_copy(update={"suites": {"arc_easy": SECTION.for_suite("arc_easy").model_copy(update=update)}})
+    strict = SECTION.model_copy(
+        update={"suites": {"arc_easy": SECTION.for_suite("arc_easy").model_copy(update=update)}}
+    )
     verdict = _verdict(replace(BASE, low=-0.05, high=0.03), strict)
     assert verdict.outcome == "inconclusive" and verdict.blocking
 
@@ -127,7 +129,9 @@ def test_power_note_is_the_gates_own_power() -> None:
         prod = rng.random(n) < 0.6
         cand = np.where(discordant, np.where(gain, True, False), prod)
         prod = np.where(discordant, ~cand, prod)
-        interval = stats.paired_proportion_difference_interval(cand.astype(float), prod.astype(float), confidence=0.95)
+        interval = stats.paired_proportion_difference_interval(
+            cand.astype(float), prod.astype(float), confidence=0.95
+        )
         passes += interval.low >= -margin
     assert abs(passes / runs - quoted) < 0.08
 
@@ -168,12 +172,16 @@ def _status(**update: Any) -> CheckStatus:
 
 
 def _decide(checks: list[CheckStatus], **kwargs: Any) -> Any:
-    return decide_promotion("cand", kwargs.pop("production", PROD), checks, policy_hash=POLICY.policy_hash, **kwargs)
+    return decide_promotion(
+        "cand", kwargs.pop("production", PROD), checks, policy_hash=POLICY.policy_hash, **kwargs
+    )
 
 
 def test_complete_current_passing_evidence_promotes() -> None:
     assert _decide([_status()]).outcome == "promoted"
-    assert _decide([_status(outcome="inconclusive", reason="too few")]).reason.startswith("every blocking check passed")
+    assert _decide([_status(outcome="inconclusive", reason="too few")]).reason.startswith(
+        "every blocking check passed"
+    )
 
 
 def test_no_checks_at_all_never_promotes() -> None:
@@ -184,7 +192,10 @@ def test_no_checks_at_all_never_promotes() -> None:
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"production": None, "production_model_hash": None, "outcome": "no_production"}, "compared against no production"),
+        (
+            {"production": None, "production_model_hash": None, "outcome": "no_production"},
+            "compared against no production",
+        ),
         ({"production": "old-prod"}, "compared against old-prod"),
         ({"production_model_hash": "sha256:" + "b" * 64}, "production is now prod"),
         ({"code_version": "v0"}, "code version v0"),
@@ -208,7 +219,9 @@ def test_stale_evidence_cannot_be_overridden() -> None:
 def test_a_failed_rule_blocks_unless_a_valid_override_names_it() -> None:
     failed = _status(blocking_failure=True, outcome="fail", reason="regression beyond the margin")
     assert _decide([failed]).outcome == "blocked"
-    valid = OverrideStatus("o.yaml", "o.yaml sha256:x commit c", frozenset({"no_regression_vs_production"}), ())
+    valid = OverrideStatus(
+        "o.yaml", "o.yaml sha256:x commit c", frozenset({"no_regression_vs_production"}), ()
+    )
     decision = _decide([failed], override=valid)
     assert decision.outcome == "promoted" and decision.authority_kind == "override"
     assert decision.override == "o.yaml sha256:x commit c"

@@ -23,7 +23,9 @@ def test_without_growth_the_design_is_the_fixed_gate() -> None:
         (8, 1319, (8, 200, 500, 1000, 1319)),
     ],
 )
-def test_growth_plans_the_policy_stages_capped_at_the_suite(first: int, available: int, stages: tuple[int, ...]) -> None:
+def test_growth_plans_the_policy_stages_capped_at_the_suite(
+    first: int, available: int, stages: tuple[int, ...]
+) -> None:
     assert gate_design(POLICY, first, available, grow=True).stages == stages
 
 

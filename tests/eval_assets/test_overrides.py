@@ -62,7 +62,9 @@ def test_a_committed_record_for_the_exact_weights_is_valid(repo: Path) -> None:
     file = write_override(repo / "overrides", _record())
     assert any("not committed" in p for p in _validate(file))
     _commit(repo, file)
-    status = validate_override(file, checkpoint="cand", model_hash=HASH, policy=OverridePolicy(), known_rules=RULES, today=TODAY)
+    status = validate_override(
+        file, checkpoint="cand", model_hash=HASH, policy=OverridePolicy(), known_rules=RULES, today=TODAY
+    )
     assert status.valid and status.rules == {"no_regression_vs_production"}
     assert "commit " in status.authority and "sha256:" in status.authority
 

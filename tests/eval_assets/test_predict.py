@@ -37,7 +37,9 @@ def ref(baseline_gguf: Path) -> CheckpointRef:
     return CheckpointRef("base", baseline_gguf, "gguf", model_hash(baseline_gguf))
 
 
-def _run(spec_name: str, ref: CheckpointRef, cache: PredictionCache, opener: Opener, data_root: Path, **kw: int):  # type: ignore[no-untyped-def]
+def _run(
+    spec_name: str, ref: CheckpointRef, cache: PredictionCache, opener: Opener, data_root: Path, **kw: int
+):  # type: ignore[no-untyped-def]
     spec = tiny_specs(**kw)[spec_name]
     items = load_items(spec, "smoke", data_root)
     frame, stats = predict_suite(
@@ -47,7 +49,9 @@ def _run(spec_name: str, ref: CheckpointRef, cache: PredictionCache, opener: Ope
     return spec, items, frame, stats
 
 
-def test_second_run_makes_no_model_calls(ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path) -> None:
+def test_second_run_makes_no_model_calls(
+    ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path
+) -> None:
     cache = PredictionCache(tmp_path / "cache")
     opener = Opener(ref, model_cache)
     spec, items, first, stats = _run("arc_easy", ref, cache, opener, data_root)
@@ -61,7 +65,9 @@ def test_second_run_makes_no_model_calls(ref: CheckpointRef, model_cache: Path, 
     assert scores.height == 6 and scores["parsed"].all()
 
 
-def test_grown_suite_runs_only_new_items(ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path) -> None:
+def test_grown_suite_runs_only_new_items(
+    ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path
+) -> None:
     cache = PredictionCache(tmp_path / "cache")
     opener = Opener(ref, model_cache)
     _run("arc_easy", ref, cache, opener, data_root, arc=4)
@@ -69,10 +75,14 @@ def test_grown_suite_runs_only_new_items(ref: CheckpointRef, model_cache: Path, 
     assert (stats.cache_hits, stats.cache_misses) == (4, 3)
 
 
-def test_generation_is_reproducible_across_caches(ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path) -> None:
+def test_generation_is_reproducible_across_caches(
+    ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path
+) -> None:
     outputs = []
     for run in range(2):
-        _, _, frame, stats = _run("gsm8k", ref, PredictionCache(tmp_path / f"c{run}"), Opener(ref, model_cache), data_root)
+        _, _, frame, stats = _run(
+            "gsm8k", ref, PredictionCache(tmp_path / f"c{run}"), Opener(ref, model_cache), data_root
+        )
         assert stats.model_calls == 2
         outputs.append(frame["output"].to_list())
     assert outputs[0] == outputs[1]
@@ -108,7 +118,9 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_killed_run_resumes_without_recomputing(ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path) -> None:
+def test_killed_run_resumes_without_recomputing(
+    ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path: Path
+) -> None:
     cache_path = tmp_path / "cache"
     script = KILLED_RUN.format(
         tests=str(Path(__file__).parents[1]), gguf=str(ref.path), model_hash=ref.model_hash,

@@ -37,7 +37,11 @@ class Counting:
         return "\n".join(content for _, content in messages)
 
     def generate(
-        self, prompts: Sequence[str], params: SamplingParams, progress: Any = None, seeds: Sequence[int] | None = None
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        progress: Any = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[str]:
         self.prompts.extend(prompts)
         self.seeds.extend(seeds if seeds is not None else [None] * len(prompts))
@@ -47,7 +51,9 @@ class Counting:
         self.closed = True
 
 
-def _predict(cache: PredictionCache, spec: Any, items: Sequence[Item], backend: Counting, **hashes: str) -> Any:
+def _predict(
+    cache: PredictionCache, spec: Any, items: Sequence[Item], backend: Counting, **hashes: str
+) -> Any:
     keys = {"model_hash": "sha256:w", "tokenizer_hash": "sha256:t", "config_hash": "sha256:c"} | hashes
     return predict_suite(
         checkpoint="ckpt", **keys, spec=spec, items=items, cache=cache, engine="fake",  # type: ignore[arg-type]
@@ -92,7 +98,9 @@ def test_raising_n_runs_only_the_new_samples(tmp_path: Path) -> None:
     assert (stats.cache_hits, stats.cache_misses) == (6, 6)
     earlier = dict(zip(first["item_id"], first["output"], strict=True))
     now = dict(zip(grown["item_id"], grown["output"], strict=True))
-    assert all(now[item] == output for item, output in earlier.items()), "samples 0 and 1 are the ones drawn before"
+    assert all(now[item] == output for item, output in earlier.items()), (
+        "samples 0 and 1 are the ones drawn before"
+    )
 
 
 def test_each_sample_has_its_own_seed_whatever_the_batch(tmp_path: Path) -> None:
@@ -132,7 +140,9 @@ def test_a_backend_of_another_engine_is_refused_before_computing(tmp_path: Path)
 
 
 def test_outputs_record_the_model_identity(tmp_path: Path) -> None:
-    frame, _ = _predict(PredictionCache(tmp_path / "cache"), load_suite_specs()["arc_easy"], LIKELIHOOD_ITEMS, Counting())
+    frame, _ = _predict(
+        PredictionCache(tmp_path / "cache"), load_suite_specs()["arc_easy"], LIKELIHOOD_ITEMS, Counting()
+    )
     assert frame["model_hash"].unique().to_list() == ["sha256:w"]
     (identity,) = frame["model_identity"].unique().to_list()
     assert identity.startswith("sha256:") and identity != "sha256:w"

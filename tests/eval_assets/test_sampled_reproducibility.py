@@ -32,7 +32,9 @@ def _spec(samples: int = 2) -> Any:
     starts with a line its stops cut to nothing, and whole texts are the stronger comparison."""
     spec = tiny_specs(arc=0, gsm8k=0, humaneval=PROBLEMS, max_new_tokens=MAX_NEW_TOKENS)["humaneval"]
     profiles = spec.profiles | {"smoke": Profile(limit=PROBLEMS, samples=samples)}
-    return spec.model_copy(update={"profiles": profiles, "sampling": spec.sampling.model_copy(update={"stop": ()})})
+    return spec.model_copy(
+        update={"profiles": profiles, "sampling": spec.sampling.model_copy(update={"stop": ()})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,9 @@ def _predict(ref: CheckpointRef, cache: PredictionCache, model_cache: Path, data
 
 
 @pytest.fixture(scope="module")
-def cold(ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def cold(
+    ref: CheckpointRef, model_cache: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     """A cold run at batch size 4: the reference outputs, and its cache (grown later)."""
     cache = PredictionCache(tmp_path_factory.mktemp("cold") / "cache")
     outputs, stats = _predict(ref, cache, model_cache, data_root, batch_size=4)
@@ -113,7 +117,9 @@ def test_a_run_killed_halfway_resumes_to_the_same_samples(cold: Any, ref: Checkp
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert "chunk written 2" in proc.stdout
     resumed, stats = _predict(ref, PredictionCache(cache_path), model_cache, data_root, batch_size=3)
-    assert (stats.cache_hits, stats.model_calls) == (2, PROBLEMS * 2 - 2), "the two finished samples are reused"
+    assert (stats.cache_hits, stats.model_calls) == (2, PROBLEMS * 2 - 2), (
+        "the two finished samples are reused"
+    )
     assert resumed == reference, "the samples drawn after the kill are the ones a cold run draws"
 
 

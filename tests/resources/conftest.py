@@ -15,7 +15,9 @@ from resources.runners.base import CheckpointRef
 def smollm2_dir(baseline_gguf: Path, model_cache: Path) -> Path:
     from resources.runners.transformers_backend import ensure_loadable_dir
 
-    ref = CheckpointRef(name="smollm2", path=baseline_gguf, format="gguf", model_hash=model_hash(baseline_gguf))
+    ref = CheckpointRef(
+        name="smollm2", path=baseline_gguf, format="gguf", model_hash=model_hash(baseline_gguf)
+    )
     return ensure_loadable_dir(ref, model_cache)
 
 

@@ -299,30 +299,41 @@ def test_engine_id_is_what_the_server_serves_not_where(bare_server: Any, tmp_pat
     assert bare_server.base_url not in engine
     twin = module.WireServer(None, None, SERVED)
     with twin.running():
-        assert OpenAICompatibleBackend(twin.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine == engine, (
-            "two servers of one model share cached outputs"
-        )
+        assert (
+            OpenAICompatibleBackend(twin.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine == engine
+        ), "two servers of one model share cached outputs"
         twin.max_model_len = 4096
         assert OpenAICompatibleBackend(twin.base_url, "EMPTY", SERVED, model_hash=DECLARED).engine != engine
-    assert OpenAICompatibleBackend(bare_server.base_url, "EMPTY", SERVED, model_hash="sha256:" + "0" * 64).engine != engine
+    assert (
+        OpenAICompatibleBackend(bare_server.base_url, "EMPTY", SERVED, model_hash="sha256:" + "0" * 64).engine
+        != engine
+    )
 
 
 def test_a_model_the_server_does_not_serve_is_named(bare_server: Any) -> None:
     backend = OpenAICompatibleBackend(bare_server.base_url, "EMPTY", "no-such-model", model_hash=DECLARED)
-    with pytest.raises(OpenAIBackendError, match=rf"does not serve model 'no-such-model' \(it serves \['{SERVED}'\]\)"):
+    with pytest.raises(
+        OpenAIBackendError, match=rf"does not serve model 'no-such-model' \(it serves \['{SERVED}'\]\)"
+    ):
         _ = backend.engine
 
 
-def test_the_runner_needs_a_declared_model_hash_that_is_the_checkpoints(bare_server: Any, tmp_path: Path) -> None:
+def test_the_runner_needs_a_declared_model_hash_that_is_the_checkpoints(
+    bare_server: Any, tmp_path: Path
+) -> None:
     from resources.evalgate import ModelRunner
 
     manifest = _manifest(tmp_path)
     with pytest.raises(ValueError, match=r"set ModelRunner\.openai_model_hash"):
         ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED).engine(manifest)
-    other = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash="sha256:" + "0" * 64)
+    other = ModelRunner(
+        openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash="sha256:" + "0" * 64
+    )
     with pytest.raises(ValueError, match="would be another model's"):
         other.open(manifest, tmp_path)
-    runner = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED)
+    runner = ModelRunner(
+        openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED
+    )
     backend = runner.open(manifest, tmp_path)
     assert isinstance(backend, OpenAICompatibleBackend)
     assert backend.engine == runner.engine(manifest)
@@ -337,9 +348,13 @@ def test_a_server_that_now_serves_another_model_is_refused(bare_server: Any, tmp
     from resources.prediction_cache import PredictionCache
 
     manifest = _manifest(tmp_path)
-    runner = ModelRunner(openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED)
+    runner = ModelRunner(
+        openai_base_url=bare_server.base_url, openai_model=SERVED, openai_model_hash=DECLARED
+    )
     engine = runner.engine(manifest)  # what the key names
-    bare_server.root = "/models/another-finetune"  # the server was restarted on other weights under the same name
+    bare_server.root = (
+        "/models/another-finetune"  # the server was restarted on other weights under the same name
+    )
     cache = PredictionCache(tmp_path / "cache")
     with pytest.raises(EngineMismatchError, match="root=/models/another-finetune"):
         predict_suite(

@@ -29,11 +29,19 @@ def _ledger(root: Path) -> ProductionLedger:
     for name, ch in (("a", "a"), ("b", "b"), ("c", "c")):
         registry.add(
             CheckpointManifest(
-                name=name, path=f"/w/{name}", format="hf", backend="transformers", model_hash=_hash(ch),
-                tokenizer_hash=_hash("f"), source="test", registered_at=datetime.now(UTC).isoformat(),
+                name=name,
+                path=f"/w/{name}",
+                format="hf",
+                backend="transformers",
+                model_hash=_hash(ch),
+                tokenizer_hash=_hash("f"),
+                source="test",
+                registered_at=datetime.now(UTC).isoformat(),
             )
         )
-    return ProductionLedger(ResultsStore(root / "tables"), registry, root / "production.json", root / "production.lock")
+    return ProductionLedger(
+        ResultsStore(root / "tables"), registry, root / "production.json", root / "production.lock"
+    )
 
 
 def _move(ledger: ProductionLedger, checkpoint: str, predecessor: str | None, **kw: Any) -> Any:
@@ -52,7 +60,9 @@ def test_moves_form_a_history_with_predecessors_and_authority(tmp_path: Path) ->
     assert (head.checkpoint, head.predecessor, head.sequence, head.authority_kind) == ("b", "a", 2, "gate")
     assert ledger.head() == head
     assert ledger.was_production("a") and not ledger.was_production("c")
-    rows = ResultsStore(tmp_path / "tables").read("gate_decisions").filter(pl.col("rule") == "production_move")
+    rows = (
+        ResultsStore(tmp_path / "tables").read("gate_decisions").filter(pl.col("rule") == "production_move")
+    )
     assert rows.sort("sequence").select("checkpoint", "predecessor", "authority").rows() == [
         ("a", None, "gate run r1"), ("b", "a", "gate run r1"),
     ]  # fmt: skip
@@ -106,9 +116,14 @@ def test_an_edited_history_row_breaks_the_chain(tmp_path: Path) -> None:
     _move(ledger, "b", "a")
     table = tmp_path / "tables" / "gate_decisions"
     rows = pl.read_delta(str(table))
-    forged = rows.with_columns(pl.when(pl.col("sequence") == 2).then(pl.lit("c")).otherwise(pl.col("checkpoint")).alias("checkpoint"))
+    forged = rows.with_columns(
+        pl.when(pl.col("sequence") == 2).then(pl.lit("c")).otherwise(pl.col("checkpoint")).alias("checkpoint")
+    )
     forged = forged.with_columns(
-        pl.when(pl.col("sequence") == 2).then(pl.lit(_hash("c"))).otherwise(pl.col("model_hash")).alias("model_hash")
+        pl.when(pl.col("sequence") == 2)
+        .then(pl.lit(_hash("c")))
+        .otherwise(pl.col("model_hash"))
+        .alias("model_hash")
     )
     write_deltalake(str(table), forged.to_arrow(), mode="overwrite", partition_by=["checkpoint"])
     (tmp_path / "production.json").unlink()

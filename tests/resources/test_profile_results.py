@@ -26,7 +26,9 @@ def _evaluate(store: ResultsStore, kept: ProfileResults, profile: str, version: 
     store.replace("scores", _summary("prod", profile, version), checkpoint="prod", suite="s")
     store.replace("item_scores", _items("prod", profile, version, n).drop("profile", "suite_code_version"),
                   checkpoint="prod", suite="s")  # fmt: skip
-    kept.replace("scores_by_profile", _summary("prod", profile, version), checkpoint="prod", suite="s", profile=profile)
+    kept.replace(
+        "scores_by_profile", _summary("prod", profile, version), checkpoint="prod", suite="s", profile=profile
+    )
     kept.replace("item_scores_by_profile", _items("prod", profile, version, n), checkpoint="prod", suite="s",
                  profile=profile)  # fmt: skip
 
@@ -42,7 +44,9 @@ def test_each_profiles_scores_are_kept(tmp_path: Path) -> None:
     assert kept.read("item_scores_by_profile", checkpoint="prod", profile="full").height == 9
     assert kept.read("item_scores_by_profile", checkpoint="prod", profile="smoke").height == 4
     with pytest.raises(ValueError, match="must all have profile 'full'"):
-        kept.replace("scores_by_profile", _summary("prod", "smoke", "v"), checkpoint="prod", suite="s", profile="full")
+        kept.replace(
+            "scores_by_profile", _summary("prod", "smoke", "v"), checkpoint="prod", suite="s", profile="full"
+        )
 
 
 def test_a_comparison_of_an_earlier_profile_still_finds_productions_scores(tmp_path: Path) -> None:

@@ -45,7 +45,9 @@ def test_a_key_is_written_once_and_a_differing_duplicate_is_reported_not_stored(
     written = _write(second, M1, [("p1", "from second"), ("p2", "new"), ("p2", "same key twice in a chunk")])
     assert written.inserted == 1, "p1 was committed first by the other writer; p2 once"
     assert written.committed == {"p1": "from first", "p2": "new"}, "the committed output is the one served"
-    assert [(d.prompt_hash, d.committed, d.other) for d in written.differing] == [("p1", "from first", "from second")]
+    assert [(d.prompt_hash, d.committed, d.other) for d in written.differing] == [
+        ("p1", "from first", "from second")
+    ]
     agreeing = _write(second, M1, [("p1", "from first")])
     assert (agreeing.inserted, agreeing.differing) == (0, [])
     table = pl.read_delta(str(tmp_path / "cache"))
@@ -57,7 +59,9 @@ def test_duplicates_in_the_table_resolve_to_the_earliest_row_and_are_reported(tm
     _write(cache, M1, [("p1", "early")])
     # Another tool appends a second row for the same key (a plain append, bypassing the merge).
     late = pl.read_delta(str(tmp_path / "cache")).with_columns(
-        pl.lit("late").alias("output"), pl.col("created_at").dt.offset_by("1s"), pl.lit("other").alias("writer")
+        pl.lit("late").alias("output"),
+        pl.col("created_at").dt.offset_by("1s"),
+        pl.lit("other").alias("writer"),
     )
     write_deltalake(str(tmp_path / "cache"), late.to_arrow(), mode="append", partition_by=[PARTITION])
     found = PredictionCache(tmp_path / "cache").lookup(M1, "s1", ["p1"])
@@ -90,7 +94,9 @@ def test_compaction_merges_a_partitions_files(tmp_path: Path) -> None:
 
 def test_a_table_of_the_old_layout_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "cache"
-    old = pl.DataFrame({"model_hash": ["sha256:w"], "prompt_hash": ["p1"], "sampling_hash": ["s1"], "output": ["old"]})
+    old = pl.DataFrame(
+        {"model_hash": ["sha256:w"], "prompt_hash": ["p1"], "sampling_hash": ["s1"], "output": ["old"]}
+    )
     write_deltalake(str(path), old.to_arrow(), mode="append")
     cache = PredictionCache(path)
     assert cache.lookup(M1, "s1", ["p1"]).outputs == {}
@@ -116,11 +122,17 @@ CREATOR = textwrap.dedent(
 )
 
 
-def _processes(script: str, args: list[list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+def _processes(
+    script: str, args: list[list[str]], timeout: float = 300
+) -> list[subprocess.CompletedProcess[str]]:
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-c", script, *a],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for a in args
     ]
@@ -178,10 +190,16 @@ WRITER = textwrap.dedent(
 def _race(tmp_path: Path, mode: str) -> tuple[pl.DataFrame, list[dict[str, object]]]:
     go = time.time() + 5
     runs = _processes(
-        WRITER, [[str(tmp_path / "cache"), who, str(go), mode, order] for who, order in (("a", "forward"), ("b", "reversed"))]
+        WRITER,
+        [
+            [str(tmp_path / "cache"), who, str(go), mode, order]
+            for who, order in (("a", "forward"), ("b", "reversed"))
+        ],
     )
     assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
-    return pl.read_delta(str(tmp_path / "cache")), [json.loads(r.stdout.strip().splitlines()[-1]) for r in runs]
+    return pl.read_delta(str(tmp_path / "cache")), [
+        json.loads(r.stdout.strip().splitlines()[-1]) for r in runs
+    ]
 
 
 @pytest.mark.slow
@@ -213,7 +231,9 @@ def test_concurrent_runs_computing_different_outputs_serve_the_first_committed(t
 
 
 def _frame(checkpoint: str, suite: str, values: list[int]) -> pl.DataFrame:
-    return pl.DataFrame({"checkpoint": [checkpoint] * len(values), "suite": [suite] * len(values), "v": values})
+    return pl.DataFrame(
+        {"checkpoint": [checkpoint] * len(values), "suite": [suite] * len(values), "v": values}
+    )
 
 
 def test_replace_touches_only_its_checkpoint_and_suite(tmp_path: Path) -> None:
@@ -247,8 +267,15 @@ def _replace_scores(root: str, checkpoint: str, rounds: int) -> None:
     for value in range(rounds):
         store.replace("scores", _frame(checkpoint, "s1", [value]), checkpoint=checkpoint, suite="s1")
         store.record_decision(
-            checkpoint=checkpoint, suite="s1", rule="r", outcome="pass", blocking=False, reason="x",
-            policy_version=1, policy_hash="p", run_id=f"{checkpoint}-{value}",
+            checkpoint=checkpoint,
+            suite="s1",
+            rule="r",
+            outcome="pass",
+            blocking=False,
+            reason="x",
+            policy_version=1,
+            policy_hash="p",
+            run_id=f"{checkpoint}-{value}",
         )
 
 
@@ -258,7 +285,9 @@ def test_concurrent_processes_writing_one_home_lose_nothing(tmp_path: Path) -> N
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_replace_scores, args=(str(tmp_path), name, 4)) for name in ("a", "b", "c")]
+    writers = [
+        context.Process(target=_replace_scores, args=(str(tmp_path), name, 4)) for name in ("a", "b", "c")
+    ]
     for writer in writers:
         writer.start()
     for writer in writers:

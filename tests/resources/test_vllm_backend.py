@@ -188,14 +188,26 @@ def test_each_request_carries_its_own_seed() -> None:
 
 
 def test_engine_id_names_version_device_dtype_length_and_parallelism() -> None:
-    engine = engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2)
+    engine = engine_id(
+        version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2
+    )
     assert engine == "vllm-0.10.1/cuda/bfloat16/max_model_len=8192/tp=2"
     others = [
-        engine_id(version="0.10.2", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2),
-        engine_id(version="0.10.1", device="rocm", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2),
-        engine_id(version="0.10.1", device="cuda", dtype="float16", max_model_len=8192, tensor_parallel_size=2),
-        engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=4096, tensor_parallel_size=2),
-        engine_id(version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=1),
+        engine_id(
+            version="0.10.2", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2
+        ),
+        engine_id(
+            version="0.10.1", device="rocm", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=2
+        ),
+        engine_id(
+            version="0.10.1", device="cuda", dtype="float16", max_model_len=8192, tensor_parallel_size=2
+        ),
+        engine_id(
+            version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=4096, tensor_parallel_size=2
+        ),
+        engine_id(
+            version="0.10.1", device="cuda", dtype="bfloat16", max_model_len=8192, tensor_parallel_size=1
+        ),
     ]
     assert len({engine, *others}) == 6
 
@@ -233,7 +245,9 @@ def _fake_llm(dtype: str, max_model_len: int, tp: int) -> Any:
     return SimpleNamespace(llm_engine=SimpleNamespace(vllm_config=config, model_config=model))
 
 
-def test_the_opened_engine_is_read_from_the_engine_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_opened_engine_is_read_from_the_engine_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from types import SimpleNamespace
 
     from weights_testing import tiny_hf_dir
@@ -242,14 +256,21 @@ def test_the_opened_engine_is_read_from_the_engine_built(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(vllm_backend, "installed_version", lambda: "0.10.1")
     ref = CheckpointRef("hf", tiny_hf_dir(tmp_path / "hf"), "hf", "sha256:x")  # max_position_embeddings 2048
-    expected = expected_engine_id(ref, dtype="auto", device="cuda", max_model_len=None, tensor_parallel_size=1)
+    expected = expected_engine_id(
+        ref, dtype="auto", device="cuda", max_model_len=None, tensor_parallel_size=1
+    )
     assert expected == "vllm-0.10.1/cuda/bfloat16/max_model_len=2048/tp=1"
     platform = SimpleNamespace(device_name="cuda")
     assert opened_engine_id(_fake_llm("bfloat16", 2048, 1), "0.10.1", platform) == expected
-    assert opened_engine_id(_fake_llm("bfloat16", 2048, 1), "0.10.1", None) == expected, "device_config fallback"
+    assert opened_engine_id(_fake_llm("bfloat16", 2048, 1), "0.10.1", None) == expected, (
+        "device_config fallback"
+    )
     assert opened_engine_id(_fake_llm("bfloat16", 1024, 1), "0.10.1", platform) != expected
     assert opened_engine_id(_fake_llm("bfloat16", 2048, 2), "0.10.1", platform) != expected
-    assert opened_engine_id(_fake_llm("float16", 2048, 1), "0.10.1", SimpleNamespace(device_name="rocm")) != expected
+    assert (
+        opened_engine_id(_fake_llm("float16", 2048, 1), "0.10.1", SimpleNamespace(device_name="rocm"))
+        != expected
+    )
 
 
 def test_a_mismatched_vllm_engine_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

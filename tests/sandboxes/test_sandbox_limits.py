@@ -168,7 +168,14 @@ print(json.dumps({"mountinfo": mountinfo, "cgroup": cgroup, "prefix": sys.prefix
 
 def _host_site_dirs() -> list[str]:
     dirs = {*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    dirs |= {str(Path(sys.base_prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages")}
+    dirs |= {
+        str(
+            Path(sys.base_prefix)
+            / "lib"
+            / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            / "site-packages"
+        )
+    }
     return sorted(d for d in dirs if Path(d).is_dir())
 
 
@@ -292,7 +299,9 @@ def test_bwrap_killed_by_the_host_is_an_error(sandbox: LocalSandbox) -> None:
 
     results: list[ExecutionResult] = []
     runner = threading.Thread(
-        target=lambda: results.append(sandbox.run("import time\ntime.sleep(30)", limits=Limits(cpu_seconds=5)))
+        target=lambda: results.append(
+            sandbox.run("import time\ntime.sleep(30)", limits=Limits(cpu_seconds=5))
+        )
     )
     runner.start()
     deadline = time.monotonic() + 10

@@ -369,7 +369,10 @@ def test_only_errored_samples_are_retried_and_attempts_are_recorded() -> None:
     assert runner.runs["flaky_once"] == 2 and runner.runs["always_broken"] == 3
     assert [by_name[n].outcome.attempts for n in by_name] == [2, 3, 1, 1]
     assert [by_name[n].outcome.status for n in by_name] == [
-        Status.PASSED, Status.ERROR, Status.KILLED, Status.PASSED
+        Status.PASSED,
+        Status.ERROR,
+        Status.KILLED,
+        Status.PASSED,
     ]
     assert by_name["flaky_once"].passed and not by_name["always_broken"].passed
     assert by_name["always_broken"].to_row()["attempts"] == 3

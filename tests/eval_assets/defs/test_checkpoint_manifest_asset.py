@@ -41,7 +41,9 @@ def test_a_changed_tokenizer_or_config_under_a_registered_name_is_refused(tmp_pa
     (ckpt / file).write_text(json.dumps({"edited": True}))
     again = _materialize(home, "ckpt")
     assert not again.success
-    assert f"at {ckpt} now hash to" in _failure(again) and "register the changed checkpoint under a new name" in _failure(again)
+    assert f"at {ckpt} now hash to" in _failure(
+        again
+    ) and "register the changed checkpoint under a new name" in _failure(again)
 
 
 def test_a_legacy_manifest_is_refused_with_what_to_run(tmp_path: Path) -> None:

@@ -23,10 +23,20 @@ from resources.results_store import ResultsStore
 pytestmark = pytest.mark.slow
 
 MC = [
-    {"id": "sky", "q": "What color is the sky on a clear day?", "choices": ["green", "blue", "red"], "gold": 1},
+    {
+        "id": "sky",
+        "q": "What color is the sky on a clear day?",
+        "choices": ["green", "blue", "red"],
+        "gold": 1,
+    },
     {"id": "ice", "q": "What is frozen water called?", "choices": ["ice", "sand", "smoke"], "gold": 0},
     {"id": "cat", "q": "Which animal says meow?", "choices": ["dog", "cow", "cat"], "gold": 2},
-    {"id": "sun", "q": "What rises in the east every morning?", "choices": ["the moon", "the sun"], "gold": 1},
+    {
+        "id": "sun",
+        "q": "What rises in the east every morning?",
+        "choices": ["the moon", "the sun"],
+        "gold": 1,
+    },
     {"id": "legs", "q": "How many legs does a dog have?", "choices": ["two", "four", "six"], "gold": 1},
 ]
 CAPITALS = [
@@ -113,14 +123,20 @@ def flow(
 def test_every_custom_suite_is_predicted_and_scored(flow: dict[str, Any]) -> None:
     result: dg.ExecuteInProcessResult = flow["result"]
     failed_steps = [e.step_key for e in result.all_events if e.is_step_failure]
-    assert all("_within_limit" in (key or "") or "no_regression" in (key or "") for key in failed_steps), failed_steps
-    materialized = {key.to_user_string() for key in (e.asset_key for e in result.get_asset_materialization_events())}
+    assert all("_within_limit" in (key or "") or "no_regression" in (key or "") for key in failed_steps), (
+        failed_steps
+    )
+    materialized = {
+        key.to_user_string() for key in (e.asset_key for e in result.get_asset_materialization_events())
+    }
     for suite in ("quiz", "capitals", "sums", "arc_easy_lm_eval"):
         assert {f"predictions/{suite}", f"scores/{suite}", f"comparison/{suite}"} <= materialized, suite
     assert not any(key.startswith("code_executions/") for key in materialized)
 
 
-@pytest.mark.parametrize(("suite", "items", "metric"), [("quiz", 5, "acc"), ("capitals", 3, "regex"), ("sums", 3, "numeric")])
+@pytest.mark.parametrize(
+    ("suite", "items", "metric"), [("quiz", 5, "acc"), ("capitals", 3, "regex"), ("sums", 3, "numeric")]
+)
 def test_scores_of_the_custom_suites(flow: dict[str, Any], suite: str, items: int, metric: str) -> None:
     store: ResultsStore = flow["store"]
     summary = store.read("scores", checkpoint="base", suite=suite).row(0, named=True)
@@ -155,9 +171,10 @@ def test_lm_eval_arc_easy_matches_the_builtin_on_the_same_items(flow: dict[str, 
     assert ours["output"].to_list() == theirs["output"].to_list()
     builtin = store.read("item_scores", checkpoint="base", suite="arc_easy").sort("item_id")
     via_lm_eval = store.read("item_scores", checkpoint="base", suite="arc_easy_lm_eval").sort("item_id")
-    assert builtin.select("item_id", "prediction", "gold", "correct").rows() == via_lm_eval.select(
-        "item_id", "prediction", "gold", "correct"
-    ).rows()
+    assert (
+        builtin.select("item_id", "prediction", "gold", "correct").rows()
+        == via_lm_eval.select("item_id", "prediction", "gold", "correct").rows()
+    )
     a = store.read("scores", checkpoint="base", suite="arc_easy").row(0, named=True)
     b = store.read("scores", checkpoint="base", suite="arc_easy_lm_eval").row(0, named=True)
     assert a["score"] == b["score"] and a["n"] == b["n"] == ARC_ITEMS

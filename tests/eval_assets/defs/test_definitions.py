@@ -29,7 +29,8 @@ def graph_shape(definitions: dg.Definitions) -> dict[str, object]:
             for key in keys
         },
         "checks": sorted(
-            f"{c.asset_key.to_user_string()}:{c.name}:blocking={graph.get(c).blocking}" for c in graph.asset_check_keys
+            f"{c.asset_key.to_user_string()}:{c.name}:blocking={graph.get(c).blocking}"
+            for c in graph.asset_check_keys
         ),
         "sensors": sorted(s.name for s in definitions.sensors or []),
         "resources": sorted(definitions.resources or {}),
@@ -41,9 +42,13 @@ def test_graph_shape_matches_the_snapshot() -> None:
     import os
 
     shape = graph_shape(defs())
-    if os.environ.get("EVALGATE_UPDATE_SNAPSHOT") or (not SNAPSHOT.exists() and os.environ.get("CI") != "true"):
+    if os.environ.get("EVALGATE_UPDATE_SNAPSHOT") or (
+        not SNAPSHOT.exists() and os.environ.get("CI") != "true"
+    ):
         SNAPSHOT.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
-    assert SNAPSHOT.exists(), f"{SNAPSHOT} is missing: CI never writes it; regenerate with EVALGATE_UPDATE_SNAPSHOT=1"
+    assert SNAPSHOT.exists(), (
+        f"{SNAPSHOT} is missing: CI never writes it; regenerate with EVALGATE_UPDATE_SNAPSHOT=1"
+    )
     assert shape == json.loads(SNAPSHOT.read_text())
 
 
@@ -58,7 +63,9 @@ def test_every_asset_is_partitioned_by_checkpoint_and_promotion_is_gated() -> No
     assert assets["promotion"]["automation"] == "gated"
     comparisons = sorted(k for k in assets if k.startswith("comparison/"))
     assert all("production" in assets[k]["deps"] for k in comparisons), "production is part of the lineage"
-    assert assets["promotion"]["deps"] == sorted([*comparisons, *(k for k in assets if k.startswith("scores/"))])
+    assert assets["promotion"]["deps"] == sorted(
+        [*comparisons, *(k for k in assets if k.startswith("scores/"))]
+    )
     checks = shape["checks"]
     assert isinstance(checks, list)
     assert sorted(c for c in checks if ":no_regression_vs_production:" in c) == [
@@ -83,7 +90,9 @@ def home(tmp_path: Path) -> Path:
 
 
 def _tick(instance: dg.DagsterInstance, home: Path, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"evalgate": EvalgateHome(home=str(home))})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"evalgate": EvalgateHome(home=str(home))}
+    )
     result = checkpoint_inbox(context)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -99,7 +108,9 @@ def test_inbox_sensor_registers_new_checkpoints_once(home: Path, tmp_path: Path)
     with dg.instance_for_test() as instance:
         first = _tick(instance, home, None)
         requests = first.dynamic_partitions_requests or []
-        assert [(r.partitions_def_name, list(r.partition_keys)) for r in requests] == [("checkpoints", ["ckpt-a"])]
+        assert [(r.partitions_def_name, list(r.partition_keys)) for r in requests] == [
+            ("checkpoints", ["ckpt-a"])
+        ]
         assert (home / "registry" / "ckpt-a.json").is_file()
         assert not (home / "registry" / "ckpt-b.json").exists(), "a malformed manifest registers nothing"
         instance.add_dynamic_partitions(checkpoints.name, ["ckpt-a"])
@@ -137,4 +148,6 @@ def test_automation_materializes_a_new_partition_once(tmp_path: Path) -> None:
         # the gate holds promotion until the blocking checks of this partition have passed
         assert result.get_num_requested(dg.AssetKey("promotion")) == 0
         again = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=result.cursor)
-        assert again.get_num_requested(dg.AssetKey("checkpoint_manifest")) == 0, "handled partitions are not re-requested"
+        assert again.get_num_requested(dg.AssetKey("checkpoint_manifest")) == 0, (
+            "handled partitions are not re-requested"
+        )

@@ -33,7 +33,9 @@ def _metadata(instance: dg.DagsterInstance, key: list[str], partition: str) -> d
 
 def _promotion_alone(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> dict[str, Any]:
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(partition_key=partition, instance=instance, asset_selection=[dg.AssetKey("promotion")])
+    result = job.execute_in_process(
+        partition_key=partition, instance=instance, asset_selection=[dg.AssetKey("promotion")]
+    )
     assert result.success
     value: dict[str, Any] = result.output_for_node("promotion")
     return value
@@ -115,7 +117,9 @@ def test_damaged_checkpoint_is_blocked_with_numbers(flow: dict[str, Any]) -> Non
     assert dg.AssetKey("promotion") not in materialized, "a failed blocking check stops promotion in its run"
     assert _production(flow) == "base"
     decisions = ResultsStore(flow["home"].tables).read("gate_decisions", checkpoint="damaged")
-    arc_row = decisions.filter((pl.col("suite") == "arc_easy") & (pl.col("rule") == "no_regression_vs_production")).row(0, named=True)
+    arc_row = decisions.filter(
+        (pl.col("suite") == "arc_easy") & (pl.col("rule") == "no_regression_vs_production")
+    ).row(0, named=True)
     assert arc_row["outcome"] == "fail" and arc_row["blocking"]
     assert arc_row["n"] == 60 and arc_row["threshold"] == pytest.approx(-0.01)
     assert arc_row["ci_high"] < -0.01 and "regression beyond" in arc_row["reason"]
@@ -139,7 +143,9 @@ def test_a_checkpoint_compared_before_the_baseline_is_not_promoted_over_it(flow:
     assert _production(flow) == "base"
 
 
-def test_a_policy_changed_without_a_new_version_is_refused(flow: dict[str, Any], damaged_checkpoint: Path) -> None:
+def test_a_policy_changed_without_a_new_version_is_refused(
+    flow: dict[str, Any], damaged_checkpoint: Path
+) -> None:
     """Hole 6: the margin edited, `version` left alone: the check refuses instead of deciding differently."""
     policy = tiny_policy()
     section = policy.section("no_regression_vs_production").model_copy(update={"margin": 0.2})
@@ -168,14 +174,22 @@ def test_a_check_under_an_older_code_version_does_not_count(flow: dict[str, Any]
     assert outcome["outcome"] == "blocked" and "code version" in outcome["reason"]
 
 
-def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(flow: dict[str, Any], baseline_gguf: Path) -> None:
+def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(
+    flow: dict[str, Any], baseline_gguf: Path
+) -> None:
     """With growth on, a comparison that 60 ARC-Easy items cannot decide is re-decided at 80 and 100 items of
     the same prefix-stable selection (group-sequential, alpha spent per look). Production's 40 extra items are
     evaluated once; the candidate (the same weights under another name) reuses them from the cache. Still
     undecided at the final look, the suite's policy (`inconclusive: block`) blocks."""
     policy = tiny_policy()
     regression = policy.section("no_regression_vs_production")
-    strict = regression.model_copy(update={"suites": {"arc_easy": regression.for_suite("arc_easy").model_copy(update={"inconclusive": "block"})}})
+    strict = regression.model_copy(
+        update={
+            "suites": {
+                "arc_easy": regression.for_suite("arc_easy").model_copy(update={"inconclusive": "block"})
+            }
+        }
+    )
     grown_policy = policy.model_copy(
         update={
             "version": policy.version + 1,  # new thresholds, new version: the gate refuses otherwise
@@ -198,7 +212,9 @@ def test_an_inconclusive_gate_grows_the_sample_in_planned_stages(flow: dict[str,
     assert row["looks"] == "60: continue, 80: continue, 100: inconclusive"
     assert row["n"] == 100 and row["regressions"] == row["improvements"] == 0
     assert "group-sequential look 3/3" in row["method"] and "O'Brien-Fleming" in row["design"]
-    verdict = store.read("gate_decisions", checkpoint="base-grown").filter(pl.col("rule") == "no_regression_vs_production")
+    verdict = store.read("gate_decisions", checkpoint="base-grown").filter(
+        pl.col("rule") == "no_regression_vs_production"
+    )
     assert verdict.select("outcome", "blocking").rows() == [("inconclusive", True)]
     assert "final look" in verdict["reason"][0] and "items would give" in verdict["reason"][0]
     assert _production(flow) == "base"
@@ -219,12 +235,18 @@ def test_reevaluating_an_unchanged_checkpoint_makes_no_model_calls(flow: dict[st
 
 def test_results_tables_are_queryable(flow: dict[str, Any]) -> None:
     store = ResultsStore(flow["home"].tables)
-    scores = store.read("scores").filter(pl.col("checkpoint").is_in(["base", "damaged"])).sort(["checkpoint", "suite"])
+    scores = (
+        store.read("scores")
+        .filter(pl.col("checkpoint").is_in(["base", "damaged"]))
+        .sort(["checkpoint", "suite"])
+    )
     assert scores.select("checkpoint", "suite").rows() == [
         ("base", "arc_easy"), ("base", "gsm8k"), ("base", "mmlu"),
         ("damaged", "arc_easy"), ("damaged", "gsm8k"), ("damaged", "mmlu"),
     ]  # fmt: skip
-    base_arc = scores.filter((pl.col("checkpoint") == "base") & (pl.col("suite") == "arc_easy")).row(0, named=True)
+    base_arc = scores.filter((pl.col("checkpoint") == "base") & (pl.col("suite") == "arc_easy")).row(
+        0, named=True
+    )
     assert base_arc["ci_low"] <= base_arc["score"] <= base_arc["ci_high"] and base_arc["n"] == 60
     assert store.read("item_scores", checkpoint="damaged", suite="arc_easy").height == 60
     assert store.read("predictions", checkpoint="base", suite="gsm8k").height == 2
@@ -258,7 +280,10 @@ def test_after_production_moves_older_comparisons_are_stale_and_automation_rerun
     assert _production(flow) == "base-rerelease"
     outcome = _promotion_alone(flow["defs"], flow["instance"], "damaged")
     assert outcome["outcome"] == "blocked"
-    assert "compared against base" in outcome["reason"] and "production is now base-rerelease" in outcome["reason"]
+    assert (
+        "compared against base" in outcome["reason"]
+        and "production is now base-rerelease" in outcome["reason"]
+    )
 
     instance = flow["instance"]
     before = dg.evaluate_automation_conditions(defs=flow["defs"], instance=instance)
@@ -291,7 +316,9 @@ def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any],
         specs=tiny_specs(**SPECS), evalgate=EvalgateHome(home=str(home.root), overrides_dir=str(repo / "overrides")),
         suite_settings=SuiteSettings(profile="smoke"), model_runner=ModelRunner(batch_size=8), policy=tiny_policy(),
     )  # fmt: skip
-    rerun = evaluate_partition(defs, instance, "damaged", log_level="CRITICAL")  # re-compared against base-third
+    rerun = evaluate_partition(
+        defs, instance, "damaged", log_level="CRITICAL"
+    )  # re-compared against base-third
     assert not rerun.success
     damaged_hash = EvalgateHome(home=str(home.root)).registry().get("damaged").model_hash
     record = OverrideRecord(
@@ -300,14 +327,21 @@ def test_a_committed_override_lifts_only_the_rule_it_names(flow: dict[str, Any],
         approver="erin", expires=date.today() + timedelta(days=3),
     )  # fmt: skip
     file = write_override(repo / "overrides", record)
-    for args in (["init", "-q"], ["add", "."], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "o"]):
+    for args in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "o"],
+    ):
         subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
     refused = _promotion_alone(defs, instance, "damaged")
     assert refused["outcome"] == "blocked" and "is not damaged's weights" in refused["reason"]
 
     def commit(text: str) -> None:
         file.write_text(text)
-        subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "e"], check=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "e"],
+            check=True,
+        )
 
     commit(file.read_text().replace("sha256:" + "0" * 64, damaged_hash))
     promoted = _promotion_alone(defs, instance, "damaged")

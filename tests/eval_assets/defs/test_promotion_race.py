@@ -22,8 +22,14 @@ def _register(home: Path) -> None:
     for name, ch in (("a", "a"), ("b", "b"), ("c", "c")):
         registry.add(
             CheckpointManifest(
-                name=name, path=f"/w/{name}", format="hf", backend="transformers", model_hash="sha256:" + ch * 64,
-                tokenizer_hash="sha256:" + "f" * 64, source="test", registered_at=datetime.now(UTC).isoformat(),
+                name=name,
+                path=f"/w/{name}",
+                format="hf",
+                backend="transformers",
+                model_hash="sha256:" + ch * 64,
+                tokenizer_hash="sha256:" + "f" * 64,
+                source="test",
+                registered_at=datetime.now(UTC).isoformat(),
             )
         )
 
@@ -32,31 +38,61 @@ def _statuses_against_a() -> list[CheckStatus]:
     """Passing, current evidence for a candidate, compared against production `a`."""
     return [
         CheckStatus(
-            suite="arc_easy", check="no_regression_vs_production", rule="no_regression_vs_production", found=True,
-            blocking_failure=False, current=True, reason="no regression", outcome="pass", code_version="v",
-            expected_code_version="v", policy_hash=POLICY.policy_hash, production="a", production_model_hash=A_HASH,
+            suite="arc_easy",
+            check="no_regression_vs_production",
+            rule="no_regression_vs_production",
+            found=True,
+            blocking_failure=False,
+            current=True,
+            reason="no regression",
+            outcome="pass",
+            code_version="v",
+            expected_code_version="v",
+            policy_hash=POLICY.policy_hash,
+            production="a",
+            production_model_hash=A_HASH,
             compares_to_production=True,
         )
     ]
 
 
-def _gate(home: str, candidate: str, start: "multiprocessing.synchronize.Barrier", out: "multiprocessing.Queue[tuple[str, str, str]]") -> None:
+def _gate(
+    home: str,
+    candidate: str,
+    start: "multiprocessing.synchronize.Barrier",
+    out: "multiprocessing.Queue[tuple[str, str, str]]",
+) -> None:
     evalgate = EvalgateHome(home=home)
     start.wait(timeout=30)
     decision, _ = decide_and_move(
-        evalgate, candidate, POLICY, set(registered_rules()), run_id=f"run-{candidate}", read_statuses=_statuses_against_a
+        evalgate,
+        candidate,
+        POLICY,
+        set(registered_rules()),
+        run_id=f"run-{candidate}",
+        read_statuses=_statuses_against_a,
     )
     out.put((candidate, decision.outcome, decision.reason))
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_two_concurrent_promotions_against_one_production_promote_exactly_one(tmp_path: Path, round_: int) -> None:
+def test_two_concurrent_promotions_against_one_production_promote_exactly_one(
+    tmp_path: Path, round_: int
+) -> None:
     home = tmp_path / "home"
     _register(home)
     evalgate = EvalgateHome(home=str(home))
     evalgate.ledger().move(
-        checkpoint="a", model_hash=A_HASH, expected_predecessor=None, authority_kind="baseline", authority="test",
-        actor="test", reason="baseline", policy_version=POLICY.version, policy_hash=POLICY.policy_hash, run_id="t",
+        checkpoint="a",
+        model_hash=A_HASH,
+        expected_predecessor=None,
+        authority_kind="baseline",
+        authority="test",
+        actor="test",
+        reason="baseline",
+        policy_version=POLICY.version,
+        policy_hash=POLICY.policy_hash,
+        run_id="t",
     )
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)

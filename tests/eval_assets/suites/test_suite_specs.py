@@ -75,10 +75,14 @@ def test_code_version_tracks_template_changes() -> None:
 def test_code_version_covers_its_own_profile_only() -> None:
     spec = parse_suite_spec(VALID, "x")
     full_grown = parse_suite_spec(VALID.replace("full: {}", "full: {limit: 500}"), "x")
-    assert suite_code_version(full_grown, "smoke") == suite_code_version(spec, "smoke"), "editing full leaves smoke"
+    assert suite_code_version(full_grown, "smoke") == suite_code_version(spec, "smoke"), (
+        "editing full leaves smoke"
+    )
     assert suite_code_version(full_grown, "full") != suite_code_version(spec, "full")
     smoke_grown = parse_suite_spec(VALID.replace("smoke: {limit: 2}", "smoke: {limit: 3}"), "x")
-    assert suite_code_version(smoke_grown, "smoke") != suite_code_version(spec, "smoke"), "a grown profile is new"
+    assert suite_code_version(smoke_grown, "smoke") != suite_code_version(spec, "smoke"), (
+        "a grown profile is new"
+    )
     assert suite_code_version(smoke_grown, "full") == suite_code_version(spec, "full")
     assert suite_code_version(spec, "smoke") != suite_code_version(spec, "full")
     with pytest.raises(SuiteSpecError, match="no profile 'medium'"):

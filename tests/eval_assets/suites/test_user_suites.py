@@ -38,11 +38,33 @@ BUILTIN_CODE_VERSIONS = {
 }
 
 MC_ROWS = [
-    {"id": "sky", "question": "What color is the sky on a clear day?", "choices": ["green", "blue", "red"], "answer": 1},
-    {"id": "spider", "question": "How many legs does a spider have?", "choices": ["six", "eight", "ten"], "answer": 1},
-    {"id": "fruit", "question": "Which one is a fruit?", "choices": ["apple", "carrot", "potato"], "answer": 0},
+    {
+        "id": "sky",
+        "question": "What color is the sky on a clear day?",
+        "choices": ["green", "blue", "red"],
+        "answer": 1,
+    },
+    {
+        "id": "spider",
+        "question": "How many legs does a spider have?",
+        "choices": ["six", "eight", "ten"],
+        "answer": 1,
+    },
+    {
+        "id": "fruit",
+        "question": "Which one is a fruit?",
+        "choices": ["apple", "carrot", "potato"],
+        "answer": 0,
+    },
 ]
-SHOTS = [{"id": "ice", "question": "What is frozen water called?", "choices": ["ice", "steam", "sand"], "answer": 0}]
+SHOTS = [
+    {
+        "id": "ice",
+        "question": "What is frozen water called?",
+        "choices": ["ice", "steam", "sand"],
+        "answer": 0,
+    }
+]
 NO_DATA = Path("/nonexistent-data-root")
 
 
@@ -166,7 +188,10 @@ def test_parquet_generation_with_chat_fewshot(tmp_path: Path) -> None:
 
 
 def test_plain_generation_prompt_is_one_text(tmp_path: Path) -> None:
-    data = write_jsonl(tmp_path / "qa.jsonl", [{"q": "Capital of France?", "a": "Paris"}, {"q": "Capital of Italy?", "a": "Rome"}])
+    data = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [{"q": "Capital of France?", "a": "Paris"}, {"q": "Capital of Italy?", "a": "Rome"}],
+    )
     shots = write_jsonl(tmp_path / "qa_shots.jsonl", [{"q": "Capital of Spain?", "a": "Madrid"}])
     spec_path = write_spec(
         tmp_path, "capitals", kind="generation", loader="file", metric="regex",
@@ -194,21 +219,34 @@ def test_a_changed_data_file_is_refused_naming_file_and_field(tmp_path: Path) ->
 def test_a_missing_field_names_the_line(tmp_path: Path) -> None:
     rows = [MC_ROWS[0], {"id": "x", "prompt": "no question here", "choices": ["a", "b"], "answer": 0}]
     path = tmp_path / "mc.jsonl"
-    path.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n")  # a blank line: line numbers stay true
+    path.write_text(
+        json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n"
+    )  # a blank line: line numbers stay true
     spec_path = write_spec(
         tmp_path, "broken", kind="likelihood", loader="file", metric="acc",
         data={"file": {"path": path.name, "sha256": sha256(path)}, "fields": {"question": "question", "choices": "choices", "gold": "answer"}},
     )  # fmt: skip
-    with pytest.raises(SuiteDataError, match=r"mc\.jsonl:3: missing field `question` \(named by `data.fields.question`\)"):
+    with pytest.raises(
+        SuiteDataError, match=r"mc\.jsonl:3: missing field `question` \(named by `data.fields.question`\)"
+    ):
         load_all_items(load_suite_spec(spec_path), NO_DATA)
 
 
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"question": "q", "choices": ["a", "b"], "answer": 2}, r"gold 2 in `answer` is not a 0-based choice index below 2"),
-        ({"question": "q", "choices": "a|b", "answer": 0}, r"field `choices` \(`data.fields.choices`\) holds str 'a\|b', not a list"),
-        ({"question": "", "choices": ["a", "b"], "answer": 0}, r"field `question` \(`data.fields.question`\) is empty"),
+        (
+            {"question": "q", "choices": ["a", "b"], "answer": 2},
+            r"gold 2 in `answer` is not a 0-based choice index below 2",
+        ),
+        (
+            {"question": "q", "choices": "a|b", "answer": 0},
+            r"field `choices` \(`data.fields.choices`\) holds str 'a\|b', not a list",
+        ),
+        (
+            {"question": "", "choices": ["a", "b"], "answer": 0},
+            r"field `question` \(`data.fields.question`\) is empty",
+        ),
     ],
 )
 def test_bad_rows_are_located(tmp_path: Path, row: dict[str, Any], message: str) -> None:
@@ -227,7 +265,10 @@ def test_numeric_metric_checks_the_references_when_loading(tmp_path: Path) -> No
         tmp_path, "nums", kind="generation", loader="file", metric="numeric", sampling={"max_new_tokens": 4},
         data={"file": {"path": path.name, "sha256": sha256(path)}, "fields": {"question": "q", "gold": "a"}},
     )  # fmt: skip
-    with pytest.raises(SuiteDataError, match=r"n\.jsonl:2: field `a` \(`data.fields.gold`\): the reference answer 'many' is not a number"):
+    with pytest.raises(
+        SuiteDataError,
+        match=r"n\.jsonl:2: field `a` \(`data.fields.gold`\): the reference answer 'many' is not a number",
+    ):
         load_all_items(load_suite_spec(spec_path), NO_DATA)
 
 
@@ -248,16 +289,95 @@ def test_missing_file_and_repeated_ids(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
-        ({"data": {"file": {"path": "mc.jsonl"}, "fields": {"question": "q", "choices": "c", "gold": "g"}}}, "data.file", "`sha256` is required with `path`"),
-        ({"data": {"file": {"path": "mc.txt", "sha256": "a" * 64}, "fields": {"question": "q", "choices": "c", "gold": "g"}}}, "data.file", "cannot tell the format"),
-        ({"data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "fields": {"question": "q", "gold": "g"}}}, "data.fields.choices", "Field required"),
-        ({"data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "fields": {"question": "q", "choices": "c", "gold": "g", "gold_fmt": "x"}}}, "data.fields.gold_fmt", "Extra inputs"),
-        ({"data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "fields": {"choices": "c", "gold": "g"}}}, "template.format", "set `template.format`, or name the question column"),
-        ({"data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "split": "test", "fields": {"question": "q", "choices": "c", "gold": "g"}}}, "data.split_column", "need `split_column`"),
-        ({"template": {"version": 1, "num_fewshot": 2}, "data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "fields": {"question": "q", "choices": "c", "gold": "g"}}}, "template.num_fewshot", "need a pool"),
-        ({"template": {"version": 1, "format": "Q: {} A:"}, "data": {"file": {"path": "mc.jsonl", "sha256": "a" * 64}, "fields": {"question": "q", "choices": "c", "gold": "g"}}}, "template.format", "use named fields"),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.jsonl"},
+                    "fields": {"question": "q", "choices": "c", "gold": "g"},
+                }
+            },
+            "data.file",
+            "`sha256` is required with `path`",
+        ),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.txt", "sha256": "a" * 64},
+                    "fields": {"question": "q", "choices": "c", "gold": "g"},
+                }
+            },
+            "data.file",
+            "cannot tell the format",
+        ),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "fields": {"question": "q", "gold": "g"},
+                }
+            },
+            "data.fields.choices",
+            "Field required",
+        ),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "fields": {"question": "q", "choices": "c", "gold": "g", "gold_fmt": "x"},
+                }
+            },
+            "data.fields.gold_fmt",
+            "Extra inputs",
+        ),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "fields": {"choices": "c", "gold": "g"},
+                }
+            },
+            "template.format",
+            "set `template.format`, or name the question column",
+        ),
+        (
+            {
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "split": "test",
+                    "fields": {"question": "q", "choices": "c", "gold": "g"},
+                }
+            },
+            "data.split_column",
+            "need `split_column`",
+        ),
+        (
+            {
+                "template": {"version": 1, "num_fewshot": 2},
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "fields": {"question": "q", "choices": "c", "gold": "g"},
+                },
+            },
+            "template.num_fewshot",
+            "need a pool",
+        ),
+        (
+            {
+                "template": {"version": 1, "format": "Q: {} A:"},
+                "data": {
+                    "file": {"path": "mc.jsonl", "sha256": "a" * 64},
+                    "fields": {"question": "q", "choices": "c", "gold": "g"},
+                },
+            },
+            "template.format",
+            "use named fields",
+        ),
         ({"data": None}, "data", "loader `file` needs a `data` section"),
-        ({"loader": "arc_easy", "data": None, "template": {"version": 1, "format": "{question}"}}, "template.format", "loader `arc_easy` renders its own prompt"),
+        (
+            {"loader": "arc_easy", "data": None, "template": {"version": 1, "format": "{question}"}},
+            "template.format",
+            "loader `arc_easy` renders its own prompt",
+        ),
         ({"loader": "arc_easy"}, "data", "loader `arc_easy` takes no `data` section"),
     ],
 )
@@ -294,7 +414,10 @@ def test_user_suites_from_a_directory(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_a_user_spec_may_take_a_builtin_name_only_explicitly(tmp_path: Path) -> None:
     mc_spec(tmp_path, name="arc_easy")
-    with pytest.raises(SuiteSpecError, match=r"arc_easy\.yaml: field `name`: 'arc_easy' is a built-in suite; .*replaces_builtin: true"):
+    with pytest.raises(
+        SuiteSpecError,
+        match=r"arc_easy\.yaml: field `name`: 'arc_easy' is a built-in suite; .*replaces_builtin: true",
+    ):
         suite_specs_from(tmp_path)
     mc_spec(tmp_path, name="arc_easy", replaces_builtin=True)
     replaced = suite_specs_from(tmp_path)["arc_easy"]
@@ -308,5 +431,7 @@ def test_a_user_spec_may_take_a_builtin_name_only_explicitly(tmp_path: Path) -> 
 
 def test_replaces_builtin_does_not_enter_the_code_version(tmp_path: Path) -> None:
     plain = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same")), "smoke")
-    flagged = suite_code_version(load_suite_spec(mc_spec(tmp_path, name="same", replaces_builtin=True)), "smoke")
+    flagged = suite_code_version(
+        load_suite_spec(mc_spec(tmp_path, name="same", replaces_builtin=True)), "smoke"
+    )
     assert plain == flagged
