@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from resources.refusal.embedded import LEXICAL_WEIGHT, SEED, MiniLMEncoder, deduplicated, lexical_features
+from resources.refusal.embedded import MiniLMEncoder, deduplicated, features, fit_head
 from resources.refusal.human_labels import REFERENCE_SOURCES, SOURCES, LabelledExchange, load_labelled
 from resources.refusal.validation import binary, cohen_kappa
 
@@ -38,23 +38,22 @@ def first_sentence(text: str) -> str:
 
 
 def featurizer(encoder: MiniLMEncoder, with_first_sentence: bool) -> Featurizer:
+    """The shipped recipe's features (:func:`resources.refusal.embedded.features`), optionally beside an
+    embedding of the first sentence."""
+
     def featurize(texts: Sequence[str]) -> np.ndarray:
-        lexical = np.array([lexical_features(t) for t in texts], dtype=np.float32)
-        parts = [encoder.encode(list(texts)), LEXICAL_WEIGHT * lexical]
-        if with_first_sentence:
-            parts.append(encoder.encode([first_sentence(t) for t in texts]))
-        return np.hstack(parts)
+        shipped = features(encoder, texts)
+        if not with_first_sentence:
+            return shipped
+        return np.hstack([shipped, encoder.encode([first_sentence(t) for t in texts])])
 
     return featurize
 
 
 def kappa_on(test: Sequence[LabelledExchange], train: Sequence[LabelledExchange], c: float,
              featurize: Featurizer) -> float:  # fmt: skip
-    from sklearn.linear_model import LogisticRegression
-
-    head = LogisticRegression(C=c, max_iter=5000, random_state=SEED)
-    head.fit(featurize([e.completion for e in train]), [e.label for e in train])
-    predicted = [str(p) for p in head.predict(featurize([e.completion for e in test]))]
+    head = fit_head(featurize([e.completion for e in train]), [e.label for e in train], c)
+    predicted = head.predict(featurize([e.completion for e in test]))
     return cohen_kappa(binary([e.label for e in test]), binary(predicted))
 
 
@@ -67,7 +66,7 @@ def main() -> None:
     data = {s: load_labelled([s]) for s in SOURCES}
     rows: list[tuple[int, bool, float, dict[str, float]]] = []
     nested: dict[tuple[int, bool], dict[str, tuple[float, float]]] = {}
-    with threadpool_limits(1):  # one BLAS thread: these small fits are many times faster so
+    with threadpool_limits(1):  # one BLAS thread: many times faster for fits this small
         for tokens, with_first in itertools.product(GRID_TOKENS, (False, True)):
             featurize = featurizer(MiniLMEncoder(max_tokens=tokens), with_first)
             for c in GRID_C:

@@ -30,11 +30,10 @@ def main() -> int:
         print(f"\n{backend}: {report.classifier}, validated kappa {report.validated_kappa:.3f} "
               f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
         print(report.table())
-    if report.validated_kappa < TARGET_KAPPA:
-        print(
-            f"\nmissed: the embedded default's validated kappa {report.validated_kappa:.3f} < {TARGET_KAPPA}"
-        )
-        return 1
+        if backend == "embedded" and report.validated_kappa < TARGET_KAPPA:
+            print(f"\nmissed: the embedded default's validated kappa {report.validated_kappa:.3f} < "
+                  f"{TARGET_KAPPA}")  # fmt: skip
+            return 1
     return 0
 
 
